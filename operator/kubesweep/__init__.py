@@ -1,0 +1,1 @@
+"""kubesweep: Kubernetes-native hyperparameter sweeps."""
