@@ -1,0 +1,393 @@
+"""The search space: one class per distribution, each able to sample, map to and from the
+unit interval, and enumerate its grid. Pure numpy.
+
+The unit-cube encoding is what model-based strategies work in: numeric dimensions become
+one coordinate in [0, 1] (log distributions in log space, Gaussians through their CDF,
+integers as equal-width bins so none collapses), categoricals become a one-hot block.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from kubesweep.spec import Distribution, Parameter
+
+Params = dict[str, Any]
+
+#: Keeps CDF-mapped coordinates away from 0 and 1, where Gaussian quantiles are infinite.
+_EDGE = 1e-6
+
+
+def _to_python(value: Any) -> Any:
+    """numpy scalars → plain Python, so params serialise to JSON and YAML cleanly."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _quantize(x: float, q: float) -> float | int:
+    value = round(x / q) * q
+    if float(q).is_integer():
+        return int(round(value))
+    # keep as many decimals as q has, so 0.1 steps print as 0.3 and not 0.30000000000000004
+    decimals = max(0, -math.floor(math.log10(q)) + 1)
+    return round(value, decimals)
+
+
+class Dimension(ABC):
+    """One parameter of the space."""
+
+    #: Width of this dimension in the unit-cube encoding.
+    width = 1
+    #: `numeric` dimensions are ordered; `categorical` ones are one-hot blocks.
+    kind = "numeric"
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        self.name = name
+        self.param = param
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Any:
+        """Draw one value from the distribution."""
+
+    @abstractmethod
+    def from_unit(self, u: float) -> Any:
+        """The value at unit coordinate `u` in [0, 1] (inverse CDF of the search measure)."""
+
+    @abstractmethod
+    def to_unit(self, value: Any) -> float:
+        """The unit coordinate of `value` (inverse of from_unit up to rounding)."""
+
+    def grid(self) -> list[Any]:
+        """Every value a grid search visits, in a stable order."""
+        raise ValueError(f"parameters.{self.name}: {self.param.distribution.value} has no grid")
+
+    def grid_size(self) -> int:
+        """How many grid points this dimension has (without building them all)."""
+        return len(self.grid())
+
+    def encode(self, value: Any) -> list[float]:
+        """Coordinates of `value` in the unit-cube encoding."""
+        return [self.to_unit(value)]
+
+    def decode(self, coords: np.ndarray) -> Any:
+        """The value at unit-cube coordinates `coords` (length `width`)."""
+        return self.from_unit(float(np.clip(coords[0], 0.0, 1.0)))
+
+
+class Constant(Dimension):
+    """`value: X` — the same value in every trial."""
+
+    width = 0
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.param.value
+
+    def from_unit(self, u: float) -> Any:
+        return self.param.value
+
+    def to_unit(self, value: Any) -> float:
+        return 0.5
+
+    def grid(self) -> list[Any]:
+        return [self.param.value]
+
+    def encode(self, value: Any) -> list[float]:
+        return []
+
+    def decode(self, coords: np.ndarray) -> Any:
+        return self.param.value
+
+
+class Categorical(Dimension):
+    """`values: [...]`, optionally weighted by `probabilities`."""
+
+    kind = "categorical"
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        super().__init__(name, param)
+        self.values: list[Any] = list(param.values or [])
+        self.width = len(self.values)
+        probs = param.probabilities
+        self.probabilities = np.asarray(probs if probs else [1.0] * self.width, dtype=float)
+        self.probabilities = self.probabilities / self.probabilities.sum()
+        self._cumulative = np.cumsum(self.probabilities)
+
+    def index(self, value: Any) -> int:
+        """Position of `value` among the choices (type-exact, so 1 and True differ)."""
+        for i, choice in enumerate(self.values):
+            if choice == value and type(choice) is type(value):
+                return i
+        for i, choice in enumerate(self.values):
+            if choice == value:
+                return i
+        raise ValueError(f"parameters.{self.name}: {value!r} is not one of {self.values}")
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.values[int(rng.choice(self.width, p=self.probabilities))]
+
+    def from_unit(self, u: float) -> Any:
+        i = int(np.searchsorted(self._cumulative, u, side="right"))
+        return self.values[min(i, self.width - 1)]
+
+    def to_unit(self, value: Any) -> float:
+        i = self.index(value)
+        low = self._cumulative[i - 1] if i else 0.0
+        return float((low + self._cumulative[i]) / 2)
+
+    def grid(self) -> list[Any]:
+        unique: list[Any] = []
+        for v in self.values:
+            if not any(v == u and type(v) is type(u) for u in unique):
+                unique.append(v)
+        return unique
+
+    def encode(self, value: Any) -> list[float]:
+        onehot = [0.0] * self.width
+        onehot[self.index(value)] = 1.0
+        return onehot
+
+    def decode(self, coords: np.ndarray) -> Any:
+        return self.values[int(np.argmax(coords))]
+
+
+class IntUniform(Dimension):
+    """`int_uniform`: integers min..max inclusive, each equally likely."""
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        super().__init__(name, param)
+        self.low, self.high = int(param.min), int(param.max)
+
+    def sample(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(self.low, self.high + 1))
+
+    def from_unit(self, u: float) -> int:
+        # equal-width bins over [low - .5, high + .5] so the end points get a full bin each
+        n = self.high - self.low + 1
+        return self.low + min(int(u * n), n - 1)
+
+    def to_unit(self, value: Any) -> float:
+        n = self.high - self.low + 1
+        return (int(round(value)) - self.low + 0.5) / n
+
+    def grid(self) -> list[int]:
+        return list(range(self.low, self.high + 1))
+
+    def grid_size(self) -> int:
+        return self.high - self.low + 1
+
+
+class Uniform(Dimension):
+    """`uniform` and `q_uniform`: reals (or multiples of q) between min and max."""
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        super().__init__(name, param)
+        self.low, self.high = float(param.min), float(param.max)
+        self.q = param.q if param.distribution is Distribution.q_uniform else None
+        if self.q is None and param.q is not None:
+            self.q = None
+
+    def _finish(self, x: float) -> float | int:
+        if self.q is None:
+            return float(x)
+        return _quantize(x, self.q)
+
+    def sample(self, rng: np.random.Generator) -> float | int:
+        return self._finish(rng.uniform(self.low, self.high))
+
+    def from_unit(self, u: float) -> float | int:
+        return self._finish(self.low + u * (self.high - self.low))
+
+    def to_unit(self, value: Any) -> float:
+        return float(np.clip((float(value) - self.low) / (self.high - self.low), 0.0, 1.0))
+
+    def grid(self) -> list[Any]:
+        if self.q is None:
+            return super().grid()
+        first = math.ceil(self.low / self.q - 1e-9)
+        last = math.floor(self.high / self.q + 1e-9)
+        return list(dict.fromkeys(_quantize(k * self.q, self.q) for k in range(first, last + 1)))
+
+    def grid_size(self) -> int:
+        if self.q is None:
+            return super().grid_size()
+        return math.floor(self.high / self.q + 1e-9) - math.ceil(self.low / self.q - 1e-9) + 1
+
+
+class LogUniform(Dimension):
+    """`log_uniform_values`, `q_log_uniform_values`, `inv_log_uniform_values`.
+
+    All three draw log(x) uniformly between log(min) and log(max); the `inv_` form is
+    W&B's parametrisation of log(1/x), which is the same measure on x.
+    """
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        super().__init__(name, param)
+        self.low, self.high = math.log(param.min), math.log(param.max)
+        quantized = param.distribution is Distribution.q_log_uniform_values
+        self.q = (param.q or 1.0) if quantized else None
+
+    def _finish(self, log_x: float) -> float | int:
+        x = math.exp(log_x)
+        return float(x) if self.q is None else _quantize(x, self.q)
+
+    def sample(self, rng: np.random.Generator) -> float | int:
+        return self._finish(rng.uniform(self.low, self.high))
+
+    def from_unit(self, u: float) -> float | int:
+        return self._finish(self.low + u * (self.high - self.low))
+
+    def to_unit(self, value: Any) -> float:
+        log_x = math.log(max(float(value), 1e-300))
+        return float(np.clip((log_x - self.low) / (self.high - self.low), 0.0, 1.0))
+
+    def grid(self) -> list[Any]:
+        if self.q is None:
+            return super().grid()
+        lo, hi = math.exp(self.low), math.exp(self.high)
+        first = math.ceil(lo / self.q - 1e-9)
+        last = math.floor(hi / self.q + 1e-9)
+        return list(dict.fromkeys(_quantize(k * self.q, self.q)
+                                  for k in range(max(first, 1), last + 1)))
+
+
+class Gaussian(Dimension):
+    """`normal`, `q_normal`, `log_normal`, `q_log_normal` (mu, sigma of the normal)."""
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        super().__init__(name, param)
+        dist = param.distribution
+        self.mu = param.mu if param.mu is not None else 0.0
+        self.sigma = param.sigma if param.sigma is not None else 1.0
+        self.log = dist in (Distribution.log_normal, Distribution.q_log_normal)
+        quantized = dist in (Distribution.q_normal, Distribution.q_log_normal)
+        self.q = (param.q or 1.0) if quantized else None
+
+    def _finish(self, z: float) -> float | int:
+        x = math.exp(z) if self.log else z
+        return float(x) if self.q is None else _quantize(x, self.q)
+
+    def sample(self, rng: np.random.Generator) -> float | int:
+        return self._finish(rng.normal(self.mu, self.sigma))
+
+    def from_unit(self, u: float) -> float | int:
+        u = min(max(u, _EDGE), 1 - _EDGE)
+        return self._finish(self.mu + self.sigma * math.sqrt(2) * special.erfinv(2 * u - 1))
+
+    def to_unit(self, value: Any) -> float:
+        x = float(value)
+        z = math.log(max(x, 1e-300)) if self.log else x
+        u = 0.5 * (1 + math.erf((z - self.mu) / (self.sigma * math.sqrt(2))))
+        return min(max(u, _EDGE), 1 - _EDGE)
+
+
+class Beta(Dimension):
+    """`beta` with shape parameters a and b on [0, 1]."""
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        super().__init__(name, param)
+        self.dist = stats.beta(param.a or 1.0, param.b or 1.0)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.beta(self.dist.args[0], self.dist.args[1]))
+
+    def from_unit(self, u: float) -> float:
+        return float(self.dist.ppf(min(max(u, _EDGE), 1 - _EDGE)))
+
+    def to_unit(self, value: Any) -> float:
+        return float(np.clip(self.dist.cdf(float(value)), _EDGE, 1 - _EDGE))
+
+
+_CLASSES: dict[Distribution, type[Dimension]] = {
+    Distribution.constant: Constant,
+    Distribution.categorical: Categorical,
+    Distribution.int_uniform: IntUniform,
+    Distribution.uniform: Uniform,
+    Distribution.q_uniform: Uniform,
+    Distribution.log_uniform_values: LogUniform,
+    Distribution.q_log_uniform_values: LogUniform,
+    Distribution.inv_log_uniform_values: LogUniform,
+    Distribution.normal: Gaussian,
+    Distribution.q_normal: Gaussian,
+    Distribution.log_normal: Gaussian,
+    Distribution.q_log_normal: Gaussian,
+    Distribution.beta: Beta,
+}
+
+
+def make_dimension(name: str, param: Parameter) -> Dimension:
+    """The Dimension class for a validated parameter."""
+    return _CLASSES[param.distribution](name, param)
+
+
+class Space:
+    """All parameters of a sweep, in the order the manifest lists them."""
+
+    def __init__(self, parameters: Mapping[str, Parameter]) -> None:
+        self.dimensions = [make_dimension(name, p) for name, p in parameters.items()]
+        self.names = [d.name for d in self.dimensions]
+        offsets = np.cumsum([0] + [d.width for d in self.dimensions])
+        #: slice of the encoded vector for each dimension
+        self.slices = {d.name: slice(int(offsets[i]), int(offsets[i + 1]))
+                       for i, d in enumerate(self.dimensions)}
+        #: length of the unit-cube encoding
+        self.width = int(offsets[-1])
+
+    def sample(self, rng: np.random.Generator) -> Params:
+        """One independent draw of every parameter."""
+        return {d.name: _to_python(d.sample(rng)) for d in self.dimensions}
+
+    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
+        """Unit-cube coordinates of a parameter set (shape `(width,)`)."""
+        out: list[float] = []
+        for d in self.dimensions:
+            out.extend(d.encode(params[d.name]))
+        return np.asarray(out, dtype=float)
+
+    def encode_many(self, params_list: list[Mapping[str, Any]]) -> np.ndarray:
+        """Encode several parameter sets into a `(n, width)` array."""
+        if not params_list:
+            return np.zeros((0, self.width))
+        return np.vstack([self.encode(p) for p in params_list])
+
+    def decode(self, coords: np.ndarray) -> Params:
+        """The parameter set at unit-cube coordinates (rounded to valid values)."""
+        return {d.name: _to_python(d.decode(coords[self.slices[d.name]]))
+                for d in self.dimensions}
+
+    def canonical(self, params: Mapping[str, Any]) -> np.ndarray:
+        """Encoding of the decoded point: equal for parameter sets a trial cannot tell apart."""
+        return self.encode(self.decode(self.encode(params)))
+
+    def grid_size(self) -> int:
+        """Number of points of the full grid (product of each dimension's grid)."""
+        return math.prod(d.grid_size() for d in self.dimensions)
+
+    def grid(self) -> Iterator[Params]:
+        """The Cartesian product of every dimension's grid, first parameter slowest."""
+        axes = [d.grid() for d in self.dimensions]
+        for combo in itertools.product(*axes):
+            yield {name: _to_python(v) for name, v in zip(self.names, combo, strict=True)}
+
+    @property
+    def numeric_columns(self) -> list[int]:
+        """Encoded columns of ordered (numeric) dimensions."""
+        return [self.slices[d.name].start for d in self.dimensions
+                if d.kind == "numeric" and d.width == 1]
+
+    @property
+    def categorical_blocks(self) -> list[slice]:
+        """Encoded one-hot blocks of categorical dimensions."""
+        return [self.slices[d.name] for d in self.dimensions if d.kind == "categorical"]
+
+
+def params_key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A hashable identity of a parameter set (for de-duplication)."""
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))

@@ -1,0 +1,520 @@
+"""Pydantic models of a Sweep: the single source of truth for validation, the CRD and errors.
+
+Parameter keys follow W&B Sweeps (`values`, `distribution`, `min`, `max`, `q`, `mu`,
+`sigma`, `a`, `b`, `probabilities`) so an existing W&B sweep config can be pasted in.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+API_GROUP = "kubesweep.io"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+KIND = "Sweep"
+
+#: Largest grid a sweep may enumerate; beyond it use random or bayes.
+MAX_GRID_POINTS = 100_000
+#: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
+PROBABILITY_TOLERANCE = 1e-6
+
+PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+#: Placeholders other than `${params.NAME}` that a trial template may use.
+TRIAL_PLACEHOLDERS = ("trial.name", "trial.index", "sweep.name")
+
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class Distribution(str, Enum):
+    """Distributions a parameter can be drawn from (W&B Sweeps names)."""
+
+    constant = "constant"
+    categorical = "categorical"
+    int_uniform = "int_uniform"
+    uniform = "uniform"
+    q_uniform = "q_uniform"
+    log_uniform_values = "log_uniform_values"
+    q_log_uniform_values = "q_log_uniform_values"
+    inv_log_uniform_values = "inv_log_uniform_values"
+    normal = "normal"
+    q_normal = "q_normal"
+    log_normal = "log_normal"
+    q_log_normal = "q_log_normal"
+    beta = "beta"
+
+
+#: W&B's exponent-style distributions, deprecated upstream; we refuse them with the fix.
+DEPRECATED_DISTRIBUTIONS = {
+    "log_uniform": "log_uniform_values",
+    "q_log_uniform": "q_log_uniform_values",
+    "inv_log_uniform": "inv_log_uniform_values",
+}
+
+BOUNDED = {
+    Distribution.int_uniform,
+    Distribution.uniform,
+    Distribution.q_uniform,
+    Distribution.log_uniform_values,
+    Distribution.q_log_uniform_values,
+    Distribution.inv_log_uniform_values,
+}
+LOG_BOUNDED = {
+    Distribution.log_uniform_values,
+    Distribution.q_log_uniform_values,
+    Distribution.inv_log_uniform_values,
+}
+GAUSSIAN = {Distribution.normal, Distribution.q_normal, Distribution.log_normal,
+            Distribution.q_log_normal}
+QUANTIZED = {Distribution.q_uniform, Distribution.q_log_uniform_values, Distribution.q_normal,
+             Distribution.q_log_normal}
+#: Distributions a grid sweep can enumerate.
+GRIDDABLE = {Distribution.constant, Distribution.categorical, Distribution.int_uniform,
+             Distribution.q_uniform, Distribution.q_log_uniform_values}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Parameter(_Model):
+    """One hyperparameter and the distribution its values are drawn from."""
+
+    distribution: Distribution | None = Field(
+        None,
+        description="Distribution to draw from. Inferred when omitted: `values` → categorical, "
+        "`value` → constant, integer `min`/`max` → int_uniform, float `min`/`max` → uniform, "
+        "`mu`/`sigma` → normal.",
+    )
+    values: list[Scalar] | None = Field(
+        None, description="Categorical choices (strings, numbers or booleans).", min_length=1
+    )
+    probabilities: list[float] | None = Field(
+        None, description="Probability of each entry of `values` for random/bayes; sums to 1."
+    )
+    value: Scalar | None = Field(None, description="A constant value passed to every trial.")
+    # StrictInt first so `min: 1` stays an int: that is how int_uniform is inferred.
+    min: StrictInt | float | None = Field(
+        None, description="Lower bound (a value, not an exponent)."
+    )
+    max: StrictInt | float | None = Field(
+        None, description="Upper bound (a value, not an exponent)."
+    )
+    q: float | None = Field(None, description="Quantization step of q_* distributions (default 1).",
+                            gt=0)
+    mu: float | None = Field(None, description="Mean of (log-)normal distributions (default 0).")
+    sigma: float | None = Field(
+        None, description="Standard deviation of (log-)normal distributions (default 1).", gt=0
+    )
+    a: float | None = Field(None, description="Beta distribution α (default 1).", gt=0)
+    b: float | None = Field(None, description="Beta distribution β (default 1).", gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_deprecated(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            dist = data.get("distribution")
+            if isinstance(dist, str) and dist in DEPRECATED_DISTRIBUTIONS:
+                new = DEPRECATED_DISTRIBUTIONS[dist]
+                raise ValueError(
+                    f"distribution {dist!r} (min/max as exponents) is not supported; use "
+                    f"{new!r} with min and max given as the actual values, e.g. "
+                    f"min: 0.0001, max: 0.1"
+                )
+            if dist is not None and isinstance(dist, str) and dist not in Distribution.__members__:
+                valid = ", ".join(Distribution.__members__)
+                raise ValueError(f"unknown distribution {dist!r}; valid: {valid}")
+        return data
+
+    @model_validator(mode="after")
+    def _infer_and_check(self) -> Parameter:
+        if self.distribution is None:
+            self.distribution = self._inferred_distribution()
+        dist = self.distribution
+        if dist is Distribution.categorical:
+            self._check_categorical()
+        elif dist is Distribution.constant:
+            if self.value is None:
+                raise ValueError("distribution 'constant' needs `value`")
+        elif dist in BOUNDED:
+            self._check_bounds(dist)
+        if dist is not Distribution.categorical and self.probabilities is not None:
+            raise ValueError("`probabilities` only applies to `values` (categorical)")
+        return self
+
+    def _inferred_distribution(self) -> Distribution:
+        if self.values is not None:
+            return Distribution.categorical
+        if self.value is not None:
+            return Distribution.constant
+        if self.min is not None and self.max is not None:
+            if _is_integral(self.min) and _is_integral(self.max):
+                return Distribution.int_uniform
+            return Distribution.uniform
+        if self.mu is not None or self.sigma is not None:
+            return Distribution.normal
+        raise ValueError(
+            "cannot infer the distribution: give `values: [...]`, `value: X`, `min` and `max`, "
+            "or set `distribution` explicitly"
+        )
+
+    def _check_categorical(self) -> None:
+        if not self.values:
+            raise ValueError("`values` must list at least one choice")
+        if self.probabilities is not None:
+            if len(self.probabilities) != len(self.values):
+                raise ValueError(
+                    f"`probabilities` has {len(self.probabilities)} entries but `values` has "
+                    f"{len(self.values)}; give one probability per value"
+                )
+            if any(p < 0 for p in self.probabilities):
+                raise ValueError("`probabilities` must be non-negative")
+            total = sum(self.probabilities)
+            if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+                raise ValueError(f"`probabilities` sum to {total:g}; they must sum to 1")
+
+    def _check_bounds(self, dist: Distribution) -> None:
+        if self.min is None or self.max is None:
+            raise ValueError(f"distribution {dist.value!r} needs both `min` and `max`")
+        if not (math.isfinite(self.min) and math.isfinite(self.max)):
+            raise ValueError("`min` and `max` must be finite numbers")
+        if self.min >= self.max:
+            raise ValueError(
+                f"min ({self.min:g}) must be less than max ({self.max:g}); swap them or widen "
+                "the range"
+            )
+        if dist in LOG_BOUNDED and self.min <= 0:
+            raise ValueError(
+                f"{dist.value} needs min > 0 (got min={self.min:g}) because it samples in log "
+                "space; use a positive lower bound such as 1e-5"
+            )
+        if dist is Distribution.int_uniform and not (
+            float(self.min).is_integer() and float(self.max).is_integer()
+        ):
+            raise ValueError(
+                f"int_uniform needs integer min and max (got {self.min:g}, {self.max:g}); use "
+                "'uniform' for real numbers"
+            )
+
+
+def _is_integral(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Goal(str, Enum):
+    """Direction of optimisation."""
+
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+class Metric(_Model):
+    """The metric to optimise, as printed by the trial (`name=value` or JSON lines)."""
+
+    name: str = Field(..., min_length=1, description="Name of the metric the trial reports.")
+    goal: Goal = Field(Goal.minimize, description="`maximize` or `minimize` (default).")
+    target: float | None = Field(
+        None, description="Stop the sweep once a trial reaches this value (≥ for maximize)."
+    )
+    summary: Literal["last", "best"] = Field(
+        "last", description="Trial value: the `last` (default) or `best` value it reported."
+    )
+
+
+class EarlyTerminate(_Model):
+    """Stop trials early when their intermediate values are poor."""
+
+    type: Literal["hyperband", "median"] = Field(..., description="`hyperband` or `median`.")
+    minIter: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("minIter", "min_iter"),
+        description="hyperband: first bracket at this step. median: steps before any stop.",
+    )
+    maxIter: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("maxIter", "max_iter"),
+        description="hyperband: the last step a trial can run (brackets are derived from it).",
+    )
+    eta: float = Field(3.0, gt=1, description="hyperband: keep the best 1/eta at each bracket.")
+    s: int | None = Field(None, ge=1, description="hyperband with maxIter: number of brackets.")
+    strict: bool = Field(
+        False, description="hyperband: also stop trials that miss a bracket's report."
+    )
+    minTrials: int = Field(
+        5, ge=1, validation_alias=AliasChoices("minTrials", "min_trials"),
+        description="median: finished trials needed before any trial is stopped.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EarlyTerminate:
+        if self.type == "hyperband":
+            if self.minIter is None and self.maxIter is None:
+                raise ValueError("hyperband needs `minIter` (or `maxIter` with `s`)")
+            if self.minIter is None and self.s is None:
+                raise ValueError("hyperband with `maxIter` also needs `s` (number of brackets)")
+            if self.minIter is not None and self.maxIter is not None and \
+                    self.minIter >= self.maxIter:
+                raise ValueError(
+                    f"minIter ({self.minIter}) must be less than maxIter ({self.maxIter})"
+                )
+        return self
+
+
+class TrialResources(_Model):
+    """Resources requested by each trial's primary container (merged into the template)."""
+
+    gpu: int | None = Field(None, ge=0, description="GPUs per trial.")
+    cpu: str | int | float | None = Field(None, description="CPU request, e.g. `2` or `500m`.")
+    memory: str | None = Field(None, description="Memory request, e.g. `4Gi`.")
+    gpuResourceName: str = Field(
+        "nvidia.com/gpu", description="Extended resource name for GPUs."
+    )
+
+
+class SweepSpec(_Model):
+    """What to tune, how, against which metric, with which budget, and how to run one trial."""
+
+    method: Literal["grid", "random", "bayes"] = Field(
+        ..., description="Search strategy: `grid`, `random` or `bayes` (Bayesian optimisation)."
+    )
+    metric: Metric
+    parameters: dict[str, Parameter] = Field(
+        ..., min_length=1, description="Hyperparameters by name, each with its distribution."
+    )
+    maxTrials: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("maxTrials", "run_cap"),
+        description="Trial budget. Required for random and bayes; grid defaults to its size.",
+    )
+    parallelism: int = Field(1, ge=1, description="Trials running at the same time.")
+    maxFailedTrials: int | None = Field(
+        None, ge=0, description="Fail the sweep once more trials than this have failed."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the strategy's random numbers.")
+    earlyTerminate: EarlyTerminate | None = Field(
+        None, validation_alias=AliasChoices("earlyTerminate", "early_terminate")
+    )
+    trialTemplate: dict[str, Any] = Field(
+        ..., description="A batch/v1 Job template (`spec.template.spec.containers[...]`) run "
+        "once per trial; `${params.NAME}` in command, args and env is replaced by the value.",
+    )
+    primaryContainer: str | None = Field(
+        None, description="Container that runs the trial (default: the first one)."
+    )
+    trialResources: TrialResources | None = None
+    trialRetries: int = Field(
+        2, ge=0, description="Re-runs of a trial whose pod was evicted or preempted."
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _check_names(cls, params: dict[str, Parameter]) -> dict[str, Parameter]:
+        for name in params:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
+                raise ValueError(
+                    f"parameter name {name!r} must start with a letter or _ and contain only "
+                    "letters, digits, _, . and -"
+                )
+        return params
+
+    @model_validator(mode="after")
+    def _check_method_and_template(self) -> SweepSpec:
+        if self.method == "grid":
+            self._check_grid()
+        elif self.maxTrials is None:
+            raise ValueError(
+                f"maxTrials: required for method {self.method!r} (the trial budget, e.g. "
+                "maxTrials: 30)"
+            )
+        self._check_template()
+        return self
+
+    def _check_grid(self) -> None:
+        from kubesweep.space import Space  # local: space depends on this module
+
+        for name, param in self.parameters.items():
+            if param.distribution not in GRIDDABLE:
+                raise ValueError(
+                    f"parameters.{name}: grid search needs discrete values but "
+                    f"{param.distribution.value!r} is continuous; use `values: [...]`, "
+                    "int_uniform or q_uniform, or method random/bayes"
+                )
+        size = Space(self.parameters).grid_size()
+        if size > MAX_GRID_POINTS:
+            raise ValueError(
+                f"parameters: the grid has {size:,} points, more than the limit of "
+                f"{MAX_GRID_POINTS:,}; use fewer values or method random/bayes"
+            )
+
+    def _check_template(self) -> None:
+        container = self.primary_container()
+        for text in template_strings(container):
+            for ref in PLACEHOLDER.findall(text):
+                ref = ref.strip()
+                if ref.startswith("params."):
+                    name = ref[len("params."):]
+                    if name not in self.parameters:
+                        known = ", ".join(sorted(self.parameters))
+                        raise ValueError(
+                            f"trialTemplate: placeholder ${{{ref}}} names no parameter; "
+                            f"parameters are: {known}"
+                        )
+                elif ref not in TRIAL_PLACEHOLDERS:
+                    raise ValueError(
+                        f"trialTemplate: unknown placeholder ${{{ref}}}; use ${{params.NAME}} "
+                        f"or one of {', '.join('${' + p + '}' for p in TRIAL_PLACEHOLDERS)}"
+                    )
+
+    def primary_container(self) -> dict[str, Any]:
+        """The container that runs the trial: the named one, else the first."""
+        try:
+            containers = self.trialTemplate["spec"]["template"]["spec"]["containers"]
+        except (KeyError, TypeError):
+            raise ValueError(
+                "trialTemplate: must be a Job template with spec.template.spec.containers"
+            ) from None
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("trialTemplate.spec.template.spec.containers: must list a container")
+        if self.primaryContainer is None:
+            return containers[0]
+        for container in containers:
+            if container.get("name") == self.primaryContainer:
+                return container
+        names = ", ".join(str(c.get("name")) for c in containers)
+        raise ValueError(
+            f"primaryContainer: {self.primaryContainer!r} is not in trialTemplate; "
+            f"containers are: {names}"
+        )
+
+    @property
+    def budget(self) -> int:
+        """The number of trials the sweep runs at most."""
+        if self.maxTrials is not None:
+            return self.maxTrials
+        from kubesweep.space import Space
+
+        return Space(self.parameters).grid_size()
+
+
+def template_strings(container: dict[str, Any]) -> list[str]:
+    """Every string of a container where placeholders are substituted."""
+    texts = [str(x) for x in container.get("command") or []]
+    texts += [str(x) for x in container.get("args") or []]
+    texts += [str(e.get("value", "")) for e in container.get("env") or [] if "value" in e]
+    return texts
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata kubesweep reads; the rest passes through."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    namespace: str | None = None
+
+
+class Sweep(_Model):
+    """A whole Sweep manifest."""
+
+    apiVersion: Literal["kubesweep.io/v1alpha1"] = API_VERSION
+    kind: Literal["Sweep"] = KIND
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: SweepSpec
+    status: dict[str, Any] | None = None
+
+
+class SpecError(ValueError):
+    """A manifest that fails validation; `problems` holds (field path, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {msg}" if path else msg for path, msg in problems))
+
+
+_FIELD_PREFIX = re.compile(
+    r"^((?:parameters|trialTemplate|maxTrials|primaryContainer)[\w.\[\]-]*): (.*)$", re.S
+)
+
+
+def _format_loc(loc: tuple[Any, ...], prefix: str) -> str:
+    parts = [prefix] if prefix else []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        elif isinstance(item, str) and not item.startswith(("function-", "constrained-")) \
+                and item not in {"str", "int", "float", "bool"} and not item.startswith("Strict"):
+            parts.append(item)
+    return ".".join(parts)
+
+
+def _errors(exc: ValidationError, prefix: str, data: Any) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = _format_loc(loc, prefix)
+        msg = err["msg"].removeprefix("Value error, ")
+        # model-level checks name their own field as "field.path: message"
+        field_in_msg = _FIELD_PREFIX.match(msg)
+        if field_in_msg:
+            path = ".".join(p for p in (path, field_in_msg.group(1)) if p)
+            msg = field_in_msg.group(2)
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {loc[-1]!r}; check the spelling against `kubesweep explain`"
+            path = _format_loc(loc[:-1], prefix) or prefix
+            msg = f"unknown field {loc[-1]!r}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif "input" in err and err["type"] not in {"value_error", "assertion_error"}:
+            msg = f"{msg} (got {err['input']!r})"
+        key = f"{path}|{msg}"
+        # a Scalar union reports once per member type; keep the first.
+        if path in seen and err["type"].endswith("_type"):
+            continue
+        seen.add(path)
+        if key not in {f"{p}|{m}" for p, m in problems}:
+            problems.append((path, msg))
+    return problems
+
+
+def parse_spec(data: Any) -> SweepSpec:
+    """Validate a Sweep manifest, or just its `spec`, into a SweepSpec (raises SpecError)."""
+    if isinstance(data, SweepSpec):
+        return data
+    if isinstance(data, Sweep):
+        return data.spec
+    if not isinstance(data, dict):
+        raise SpecError([("", f"a Sweep must be a mapping, got {type(data).__name__}")])
+    if "spec" in data or "kind" in data or "apiVersion" in data:
+        return parse_sweep(data).spec
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_errors(exc, "spec", data)) from None
+
+
+def parse_sweep(data: Any) -> Sweep:
+    """Validate a whole Sweep manifest (raises SpecError naming each bad field)."""
+    if not isinstance(data, dict):
+        raise SpecError([("", f"a Sweep must be a mapping, got {type(data).__name__}")])
+    if data.get("kind", KIND) != KIND:
+        raise SpecError([("kind", f"expected {KIND!r}, got {data.get('kind')!r}")])
+    if data.get("apiVersion", API_VERSION) != API_VERSION:
+        raise SpecError(
+            [("apiVersion", f"expected {API_VERSION!r}, got {data.get('apiVersion')!r}")]
+        )
+    try:
+        return Sweep.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_errors(exc, "", data)) from None
