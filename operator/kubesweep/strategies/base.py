@@ -1,0 +1,49 @@
+"""The strategy interface: history in, the next parameter set out.
+
+A strategy is a pure function of (space, finished trials, pending trials, seeded RNG).
+It keeps no state that changes its answers, so a tuner rebuilt from recorded trials asks
+exactly what the uninterrupted one would have (caches that only save time are fine).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kubesweep.space import Params, Space
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A finished trial as a strategy sees it.
+
+    `loss` is the trial's value oriented so that lower is better (the tuner negates it
+    for `goal: maximize`); None when the trial failed or reported NaN.
+    """
+
+    params: Params
+    loss: float | None
+
+
+class Strategy(ABC):
+    """Proposes parameter sets for one sweep."""
+
+    def __init__(self, space: Space, **options: Any) -> None:
+        self.space = space
+
+    @abstractmethod
+    def suggest(
+        self,
+        finished: Sequence[Observation],
+        pending: Sequence[Params],
+        rng: np.random.Generator,
+    ) -> Params | None:
+        """The next parameter set to try, or None when the space is exhausted.
+
+        `finished` is in trial order; `pending` holds trials proposed but not finished,
+        which must not be proposed again.
+        """
