@@ -1,0 +1,299 @@
+"""The ask/tell core both back ends drive.
+
+The tuner owns a spec, a strategy and the trial history. It keeps no state beyond the
+trials themselves, so `Tuner(spec, seed, history=trials)` rebuilt from recorded trials
+(the operator does this on every reconcile) asks exactly what the uninterrupted tuner
+would have: each trial's suggestion depends only on the seed, the trial's index and the
+trials before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, overload
+
+import numpy as np
+
+from kubesweep.early_stopping import make_rule
+from kubesweep.space import Params, Space
+from kubesweep.spec import Goal, SweepSpec, parse_spec
+from kubesweep.strategies import Observation, make_strategy
+
+TrialState = Literal["pending", "succeeded", "failed", "stopped"]
+FINISHED_STATES = ("succeeded", "failed", "stopped")
+
+
+@dataclass
+class Trial:
+    """One parameter set and what became of it."""
+
+    index: int
+    name: str
+    params: Params
+    state: TrialState = "pending"
+    #: the trial's value of the objective metric (its summary: last or best report)
+    value: float | None = None
+    #: latest value of every metric the trial reported
+    metrics: dict[str, float] = field(default_factory=dict)
+    #: (step, value) of each intermediate report of the objective
+    history: list[tuple[int, float]] = field(default_factory=list)
+    #: why it failed or was stopped, in words a user can act on
+    reason: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the trial succeeded, failed or was stopped."""
+        return self.state in FINISHED_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record of the trial."""
+        data = asdict(self)
+        data["history"] = [list(p) for p in self.history]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        """Rebuild a trial from `to_dict` output."""
+        return cls(
+            index=int(data["index"]),
+            name=str(data["name"]),
+            params=dict(data["params"]),
+            state=data.get("state", "succeeded"),
+            value=data.get("value"),
+            metrics=dict(data.get("metrics") or {}),
+            history=[(int(s), float(v)) for s, v in data.get("history") or []],
+            reason=data.get("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Why a sweep is over: `phase` is Succeeded or Failed, `reason` a CamelCase word."""
+
+    phase: Literal["Succeeded", "Failed"]
+    reason: str
+    message: str
+
+
+class Tuner:
+    """Ask for trials, report their progress, tell their results.
+
+    >>> tuner = Tuner(spec, seed=0)
+    >>> trial = tuner.ask()
+    >>> tuner.tell(trial, 0.93)
+    """
+
+    def __init__(
+        self,
+        spec: SweepSpec | Mapping[str, Any],
+        seed: int | None = None,
+        history: Iterable[Trial | Mapping[str, Any]] = (),
+        name: str = "trial",
+    ) -> None:
+        self.spec = parse_spec(dict(spec) if isinstance(spec, Mapping) else spec)
+        self.seed = self.spec.seed if seed is None else int(seed)
+        self.name = name
+        self.space = Space(self.spec.parameters)
+        self.strategy = make_strategy(self.spec.method, self.space)
+        self.maximize = self.spec.metric.goal is Goal.maximize
+        self.rule = make_rule(self.spec.earlyTerminate, self.maximize)
+        self.budget = self.spec.budget
+        self.trials: list[Trial] = []
+        self._exhausted = False
+        for record in history:
+            trial = record if isinstance(record, Trial) else Trial.from_dict(record)
+            self._insert(trial)
+
+    # -- building the history -------------------------------------------------------------
+
+    def _insert(self, trial: Trial) -> Trial:
+        if any(t.index == trial.index for t in self.trials):
+            raise ValueError(f"trial index {trial.index} is already recorded")
+        self.trials.append(trial)
+        self.trials.sort(key=lambda t: t.index)
+        return trial
+
+    def add(
+        self,
+        params: Mapping[str, Any],
+        value: float | None = None,
+        state: TrialState = "succeeded",
+        *,
+        metrics: Mapping[str, float] | None = None,
+        history: Iterable[tuple[int, float]] = (),
+        reason: str | None = None,
+        index: int | None = None,
+        name: str | None = None,
+    ) -> Trial:
+        """Record a trial run elsewhere (or before a restart) into the history."""
+        index = self._next_index() if index is None else index
+        trial = Trial(index, name or self.trial_name(index), dict(params))
+        trial.history = [(int(s), float(v)) for s, v in history]
+        self._insert(trial)
+        if state != "pending":
+            self.tell(trial, value, state=state, metrics=metrics, reason=reason)
+        return trial
+
+    def trial_name(self, index: int) -> str:
+        """The deterministic name of trial `index` (e.g. a Job name)."""
+        return f"{self.name}-{index}"
+
+    def _next_index(self) -> int:
+        return self.trials[-1].index + 1 if self.trials else 0
+
+    # -- asking ---------------------------------------------------------------------------
+
+    @overload
+    def ask(self) -> Trial | None: ...
+
+    @overload
+    def ask(self, n: int) -> list[Trial]: ...
+
+    def ask(self, n: int | None = None) -> Trial | None | list[Trial]:
+        """The next trial to run (None when the sweep needs no more), or a batch of up to n."""
+        batch = [t for t in (self._ask_one() for _ in range(1 if n is None else n))
+                 if t is not None]
+        if n is None:
+            return batch[0] if batch else None
+        return batch
+
+    def _ask_one(self) -> Trial | None:
+        if self.done or len(self.trials) >= self.budget or self._exhausted:
+            return None
+        index = self._next_index()
+        rng = np.random.default_rng([self.seed, index])
+        params = self.strategy.suggest(self._observations(), self._pending_params(), rng)
+        if params is None:
+            self._exhausted = True
+            return None
+        return self._insert(Trial(index, self.trial_name(index), params))
+
+    def _observations(self) -> list[Observation]:
+        return [Observation(t.params, self._loss(t.value) if t.state != "failed" else None)
+                for t in self.trials if t.finished]
+
+    def _pending_params(self) -> list[Params]:
+        return [t.params for t in self.trials if not t.finished]
+
+    def _loss(self, value: float | None) -> float | None:
+        if value is None or not math.isfinite(value):
+            return None
+        return -value if self.maximize else value
+
+    # -- progress of running trials -------------------------------------------------------
+
+    def report(self, trial: Trial, step: int, value: float) -> None:
+        """Record an intermediate value of the objective at `step`."""
+        trial.history.append((int(step), float(value)))
+
+    def should_stop(self, trial: Trial) -> str | None:
+        """Why the early-termination rule stops `trial` now, or None to let it run."""
+        if self.rule is None or trial.finished:
+            return None
+        mine = self._loss_history(trial)
+        others = [self._loss_history(t) for t in self.trials if t is not trial]
+        return self.rule.should_stop(mine, others)
+
+    def _loss_history(self, trial: Trial) -> list[tuple[int, float]]:
+        sign = -1.0 if self.maximize else 1.0
+        return [(s, sign * v) for s, v in trial.history]
+
+    # -- telling --------------------------------------------------------------------------
+
+    def tell(
+        self,
+        trial: Trial,
+        value: float | None,
+        state: TrialState = "succeeded",
+        *,
+        metrics: Mapping[str, float] | None = None,
+        reason: str | None = None,
+    ) -> Trial:
+        """Record a trial's result. A succeeded trial without a finite value becomes failed."""
+        if state not in FINISHED_STATES:
+            raise ValueError(f"state must be one of {FINISHED_STATES}, got {state!r}")
+        if metrics:
+            trial.metrics.update(metrics)
+        trial.value = self._summary(trial, value)
+        trial.state = state
+        trial.reason = reason
+        if state == "succeeded" and (trial.value is None or not math.isfinite(trial.value)):
+            trial.state = "failed"
+            metric = self.spec.metric.name
+            trial.reason = reason or (
+                f"reported {metric}={trial.value}" if trial.value is not None
+                else f"reported no {metric!r} value"
+            )
+        if trial.value is not None and not math.isfinite(trial.value):
+            trial.value = None
+        return trial
+
+    def _summary(self, trial: Trial, value: float | None) -> float | None:
+        if value is None and trial.history:
+            value = trial.history[-1][1]
+        if self.spec.metric.summary == "last" or value is None or not math.isfinite(value):
+            return value
+        finite = [v for _, v in trial.history if math.isfinite(v)] + [value]
+        return max(finite) if self.maximize else min(finite)
+
+    # -- where the sweep stands -----------------------------------------------------------
+
+    def count(self, state: TrialState) -> int:
+        """Number of trials in `state`."""
+        return sum(1 for t in self.trials if t.state == state)
+
+    @property
+    def pending(self) -> list[Trial]:
+        """Trials asked for but not finished."""
+        return [t for t in self.trials if not t.finished]
+
+    @property
+    def best(self) -> Trial | None:
+        """The succeeded trial with the best value (first one on ties)."""
+        done = [t for t in self.trials if t.state == "succeeded" and t.value is not None]
+        if not done:
+            return None
+        pick = max if self.maximize else min
+        return pick(done, key=lambda t: (t.value, -t.index) if self.maximize
+                    else (t.value, t.index))
+
+    def _target_reached(self) -> Trial | None:
+        target = self.spec.metric.target
+        best = self.best
+        if target is None or best is None or best.value is None:
+            return None
+        hit = best.value >= target if self.maximize else best.value <= target
+        return best if hit else None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """Why the sweep is over, or None while it is not."""
+        failed = self.count("failed")
+        limit = self.spec.maxFailedTrials
+        if limit is not None and failed > limit:
+            return Outcome("Failed", "TooManyFailedTrials",
+                           f"{failed} trials failed, more than maxFailedTrials={limit}")
+        hit = self._target_reached()
+        if hit is not None:
+            return Outcome("Succeeded", "TargetReached",
+                           f"trial {hit.name} reached {self.spec.metric.name}={hit.value:g} "
+                           f"(target {self.spec.metric.target:g})")
+        finished = sum(1 for t in self.trials if t.finished)
+        budget_used = finished >= self.budget
+        if (budget_used or self._exhausted) and not self.pending:
+            if self.best is None:
+                return Outcome("Failed", "NoSuccessfulTrial",
+                               f"none of {finished} trials reported a usable "
+                               f"{self.spec.metric.name!r} value")
+            if budget_used:
+                return Outcome("Succeeded", "BudgetReached", f"{finished} trials finished")
+            return Outcome("Succeeded", "GridExhausted",
+                           f"all {finished} grid points were tried")
+        return None
+
+    @property
+    def done(self) -> bool:
+        """True once the sweep needs no more trials and none is pending."""
+        return self.outcome is not None
