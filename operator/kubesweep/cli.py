@@ -1,0 +1,122 @@
+"""The `kubesweep` command: run a sweep locally, validate a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kubesweep.manifest import ManifestError, load_sweep
+from kubesweep.spec import SpecError, Sweep
+
+EXIT_INVALID = 2
+
+
+def _load(path: str, name: str | None) -> Sweep:
+    return load_sweep(Path(path), name)
+
+
+def _print_problems(path: str, exc: Exception) -> None:
+    if isinstance(exc, SpecError):
+        print(f"{path}: invalid Sweep:", file=sys.stderr)
+        for field, message in exc.problems:
+            print(f"  {field}: {message}" if field else f"  {message}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Print the problems of a manifest (exit 2), or a one-line summary of a valid one."""
+    try:
+        sweep = _load(args.file, args.name)
+    except (SpecError, ManifestError) as exc:
+        _print_problems(args.file, exc)
+        return EXIT_INVALID
+    spec = sweep.spec
+    print(f"{args.file}: Sweep {sweep.metadata.name} is valid: {spec.method} search over "
+          f"{len(spec.parameters)} parameters ({', '.join(spec.parameters)}), "
+          f"{spec.budget} trials, {spec.metric.goal.value} {spec.metric.name}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a sweep with trials as local processes."""
+    from kubesweep.local.results import ResultsError
+    from kubesweep.local.runner import LocalRunner
+    from kubesweep.local.view import View
+
+    try:
+        sweep = _load(args.file, args.name)
+        overrides = {k: v for k, v in (("parallelism", args.parallelism),
+                                       ("maxTrials", args.max_trials), ("seed", args.seed))
+                     if v is not None}
+        if overrides:
+            from kubesweep.spec import parse_sweep
+
+            data = sweep.model_dump(mode="json", exclude_none=True)
+            data["spec"].update(overrides)
+            sweep = parse_sweep(data)
+    except (SpecError, ManifestError) as exc:
+        _print_problems(args.file, exc)
+        return EXIT_INVALID
+    name = sweep.metadata.name or "sweep"
+    out = Path(args.out) if args.out else Path("kubesweep-results") / name / "trials.jsonl"
+    if out.exists() and not (args.resume or args.overwrite):
+        print(f"error: {out} holds the results of an earlier run; add --resume to continue "
+              "it, --overwrite to start over, or --out FILE to write elsewhere",
+              file=sys.stderr)
+        return EXIT_INVALID
+    view = View(sys.stdout, live=False if args.plain else None, quiet=args.quiet)
+    try:
+        runner = LocalRunner(sweep, Path(args.file).resolve().parent, out.resolve(),
+                             resume=args.resume, view=view)
+        result = runner.run()
+    except (ResultsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return result.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `kubesweep` command."""
+    parser = argparse.ArgumentParser(
+        prog="kubesweep",
+        description="Hyperparameter sweeps from one Sweep manifest, on Kubernetes or locally.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a sweep with trials as local processes",
+                         description="Run the Sweep in FILE on this machine: each trial's "
+                         "container command runs as a process in FILE's directory.")
+    run.add_argument("file", metavar="FILE", help="Sweep manifest (YAML)")
+    run.add_argument("--name", help="which Sweep, when FILE holds several")
+    run.add_argument("--out", metavar="FILE",
+                     help="results file (JSON lines; default kubesweep-results/NAME/trials.jsonl)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the sweep recorded in the results file")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start over even if the results file exists")
+    run.add_argument("--parallelism", type=int, help="override spec.parallelism")
+    run.add_argument("--max-trials", type=int, help="override spec.maxTrials")
+    run.add_argument("--seed", type=int, help="override spec.seed")
+    run.add_argument("--plain", action="store_true",
+                     help="print a line per trial instead of the live view")
+    run.add_argument("--quiet", action="store_true", help="print only the final table")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a manifest without running it")
+    validate.add_argument("file", metavar="FILE", help="Sweep manifest (YAML)")
+    validate.add_argument("--name", help="which Sweep, when FILE holds several")
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kubesweep` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

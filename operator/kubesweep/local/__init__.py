@@ -1,0 +1,1 @@
+"""The local back end: trials as processes on this machine."""

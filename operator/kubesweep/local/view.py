@@ -1,0 +1,165 @@
+"""What `kubesweep run` shows: a live progress view on a terminal, plain lines otherwise,
+and a table of trials with the best one at the end."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from kubesweep.local.runner import LocalRunner
+    from kubesweep.tuner import Trial, Tuner
+
+#: Finished trials listed under the progress bar of the live view.
+RECENT_TRIALS = 6
+#: Rows of the final table before it shows only the best ones.
+MAX_TABLE_ROWS = 40
+_REDRAW_SECONDS = 0.25
+
+
+def format_value(value: Any) -> str:
+    """A metric or parameter value, short."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def format_params(params: dict[str, Any]) -> str:
+    """`a=1 b=0.01` for a parameter set."""
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+
+
+def trial_table(tuner: Tuner, trials: list[Trial], best: Trial | None) -> list[str]:
+    """Rows of an aligned table of `trials`; the best one is marked with *."""
+    metric = tuner.spec.metric.name
+    names = tuner.space.names
+    header = ["", "trial", "state", metric, *names]
+    rows = [header]
+    for t in trials:
+        value = "" if t.value is None else format_value(t.value)
+        rows.append(["*" if best is not None and t is best else "", t.name, t.state, value,
+                     *[format_value(t.params.get(n, "")) for n in names]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+class View:
+    """Progress output; live (redrawn in place) when the stream is a terminal."""
+
+    def __init__(self, stream: TextIO, live: bool | None = None, quiet: bool = False) -> None:
+        self.stream = stream
+        self.live = stream.isatty() if live is None else live
+        self.quiet = quiet
+        self._drawn_lines = 0
+        self._last_draw = 0.0
+        self._started_at = time.monotonic()
+
+    def _print(self, text: str) -> None:
+        self._erase()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def start(self, runner: LocalRunner) -> None:
+        """The sweep begins."""
+        spec = runner.spec
+        done = sum(1 for t in runner.tuner.trials if t.finished)
+        resumed = f", resuming after {done} finished trials" if done else ""
+        self._print(
+            f"sweep {runner.name}: {spec.method} search over {len(spec.parameters)} parameters, "
+            f"{runner.tuner.budget} trials, {spec.parallelism} at a time, "
+            f"{spec.metric.goal.value} {spec.metric.name}{resumed}"
+        )
+        self._print(f"results: {runner.results_path}  logs: {runner.log_dir}/")
+
+    def note(self, text: str) -> None:
+        """A message for the user."""
+        self._print(text)
+
+    def started(self, runner: LocalRunner, trial: Trial) -> None:
+        """A trial was launched."""
+        if not self.live and not self.quiet:
+            self._print(f"started   {trial.name}  {format_params(trial.params)}")
+
+    def finished(self, runner: LocalRunner, trial: Trial) -> None:
+        """A trial ended."""
+        if self.live or self.quiet:
+            self.refresh(runner, force=True)
+            return
+        value = "" if trial.value is None else f"{runner.spec.metric.name}={trial.value:.6g}"
+        reason = f"  ({trial.reason})" if trial.reason else ""
+        self._print(f"{trial.state:<10}{trial.name}  {value}{reason}")
+
+    def _erase(self) -> None:
+        if self._drawn_lines:
+            self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")
+            self._drawn_lines = 0
+
+    def refresh(self, runner: LocalRunner, force: bool = False) -> None:
+        """Redraw the live view (at most a few times a second)."""
+        if not self.live:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_draw < _REDRAW_SECONDS:
+            return
+        self._last_draw = now
+        lines = self._live_lines(runner)
+        self._erase()
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+        self._drawn_lines = len(lines)
+
+    def _live_lines(self, runner: LocalRunner) -> list[str]:
+        tuner = runner.tuner
+        finished = [t for t in tuner.trials if t.finished]
+        width = max(20, min(50, shutil.get_terminal_size((80, 24)).columns - 40))
+        filled = int(width * len(finished) / max(1, tuner.budget))
+        bar = "#" * filled + "-" * (width - filled)
+        best = tuner.best
+        best_text = (f"best {tuner.spec.metric.name}={best.value:.6g} ({best.name})"
+                     if best is not None and best.value is not None else "no result yet")
+        elapsed = time.monotonic() - self._started_at
+        lines = [f"[{bar}] {len(finished)}/{tuner.budget}  running {len(runner.running)}  "
+                 f"{best_text}  {elapsed:,.0f}s"]
+        for run in runner.running.values():
+            last = run.log.history[-1] if run.log.history else None
+            progress = f"step {last[0]}: {last[1]:.6g}" if last else "starting"
+            lines.append(f"  running  {run.trial.name}  {format_params(run.trial.params)}  "
+                         f"{progress}")
+        for t in finished[-RECENT_TRIALS:]:
+            value = "" if t.value is None else f"{t.value:.6g}"
+            lines.append(f"  {t.state:<10}{t.name}  {value}  {format_params(t.params)}")
+        columns = shutil.get_terminal_size((120, 24)).columns
+        return [line[:columns - 1] for line in lines]
+
+    def finish(self, runner: LocalRunner) -> None:
+        """The sweep ended: the table of trials and the best one."""
+        self._erase()
+        tuner = runner.tuner
+        best = tuner.best
+        trials = list(tuner.trials)
+        if len(trials) > MAX_TABLE_ROWS:
+            ranked = sorted((t for t in trials if t.value is not None),
+                            key=lambda t: t.value, reverse=tuner.maximize)
+            trials = sorted(ranked[:MAX_TABLE_ROWS], key=lambda t: t.index)
+            self.stream.write(f"\nbest {len(trials)} of {len(tuner.trials)} trials:\n")
+        else:
+            self.stream.write("\n")
+        self.stream.write("\n".join(trial_table(tuner, trials, best)) + "\n\n")
+        counts = ", ".join(f"{tuner.count(s)} {s}" for s in
+                           ("succeeded", "failed", "stopped", "pending") if tuner.count(s))
+        outcome = tuner.outcome
+        ending = f"{outcome.phase} ({outcome.reason}): {outcome.message}" if outcome \
+            else "not finished"
+        self.stream.write(f"sweep {runner.name}: {ending}; trials: {counts or 'none'}\n")
+        for t in tuner.trials:
+            if t.state == "failed" and t.reason and not self.quiet:
+                self.stream.write(f"  {t.name} failed: {t.reason}\n")
+        if best is not None:
+            self.stream.write(
+                f"best trial: {best.name}  {tuner.spec.metric.name}={best.value:.6g}  "
+                f"{format_params(best.params)}\n"
+            )
+        self.stream.write(f"results: {runner.results_path}\n")
+        self.stream.flush()

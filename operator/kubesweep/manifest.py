@@ -1,0 +1,71 @@
+"""Reading Sweep manifests from YAML files, with errors that point at the file and line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubesweep.spec import KIND, SpecError, Sweep, parse_sweep
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` as a string; sweeps are full of such numbers, so read them as
+    floats the way YAML 1.2 (and kubectl) does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+class ManifestError(ValueError):
+    """A manifest file that cannot be read or holds no usable Sweep."""
+
+
+def load_documents(path: Path) -> list[Any]:
+    """Every YAML document in `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ManifestError(f"{path}:{where}: invalid YAML: {problem}") from None
+
+
+def load_sweep(path: Path, name: str | None = None) -> Sweep:
+    """The Sweep in a manifest file (the one called `name` when the file holds several)."""
+    docs = [d for d in load_documents(path) if isinstance(d, dict) and d.get("kind") == KIND]
+    if name is not None:
+        docs = [d for d in docs if (d.get("metadata") or {}).get("name") == name]
+    if not docs:
+        which = f" named {name!r}" if name else ""
+        raise ManifestError(f"{path}: no document of kind: Sweep{which}")
+    if len(docs) > 1:
+        names = ", ".join(str((d.get("metadata") or {}).get("name")) for d in docs)
+        raise ManifestError(f"{path}: holds several Sweeps ({names}); choose one with --name")
+    try:
+        sweep = parse_sweep(docs[0])
+    except SpecError as exc:
+        raise SpecError([(p, m) for p, m in exc.problems]) from None
+    if not sweep.metadata.name:
+        sweep.metadata.name = path.stem
+    return sweep
