@@ -1,0 +1,255 @@
+"""Bayesian optimisation: a GP on the unit-cube encoding, log-EI, kriging-believer batches.
+
+Pipeline of one `suggest`:
+1. Trials so far (finished + pending) fewer than `n_initial`, or fewer than two usable
+   results: a space-filling pick (the quasi-random candidate farthest from every trial).
+2. Otherwise fit a GP to the finished trials (failed ones imputed with the worst value),
+   pretend each pending trial returned the GP's own mean there (kriging believer: it
+   removes the uncertainty that made the point attractive, so the next pick goes
+   elsewhere), and maximise log-EI: scrambled Sobol candidates + perturbations of the
+   best trials, the top ones polished by L-BFGS-B and categorical coordinate moves.
+3. Snap the winners to valid parameter values and return the best one that no pending
+   trial has (and, where possible, no finished trial either).
+
+Small discrete spaces are scored exhaustively instead of by candidate search.
+
+Determinism: everything is a function of (finished, pending, rng). Hyperparameters are
+refit from a fixed start on a prefix of the history chosen by its length alone, so the
+cache of fits only saves time and never changes an answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from kubesweep.space import Params, Space
+from kubesweep.strategies.acquisition import categorical_moves, local_search, log_ei
+from kubesweep.strategies.base import Observation, Strategy
+from kubesweep.strategies.gp import GP, Hyper, fit_hyper
+from kubesweep.strategies.warping import transform_losses
+
+#: Enumerate and score every point of discrete spaces up to this size.
+_MAX_ENUMERATED = 4096
+
+
+class BayesStrategy(Strategy):
+    """GP-based Bayesian optimisation (see the module docstring)."""
+
+    def __init__(
+        self,
+        space: Space,
+        n_initial: int | None = None,
+        n_candidates: int = 1024,
+        n_local: int = 5,
+        max_points: int = 300,
+        fit_points: int = 100,
+        refit_every_until: int = 64,
+        **options: Any,
+    ) -> None:
+        super().__init__(space, **options)
+        self.num_cols = np.asarray(space.numeric_columns, dtype=int)
+        self.cat_blocks = space.categorical_blocks
+        self.n_categories = [b.stop - b.start for b in self.cat_blocks]
+        self.n_dims = len(self.num_cols) + len(self.cat_blocks)
+        self.n_initial = n_initial if n_initial is not None else min(max(5, self.n_dims + 1), 10)
+        self.n_candidates = n_candidates
+        self.n_local = n_local
+        self.max_points = max_points
+        self.fit_points = fit_points
+        self.refit_every_until = refit_every_until
+        self._fits: OrderedDict[bytes, Hyper] = OrderedDict()
+        self._grid = self._enumerate()
+
+    # -- features: numeric coordinates + category indices --------------------------------
+
+    def _features(self, enc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xn = enc[:, self.num_cols] if len(self.num_cols) else np.zeros((len(enc), 0))
+        xc = np.zeros((len(enc), len(self.cat_blocks)), dtype=int)
+        for j, block in enumerate(self.cat_blocks):
+            xc[:, j] = np.argmax(enc[:, block], axis=1)
+        return xn, xc
+
+    def _encoding(self, xn: np.ndarray, xc: np.ndarray) -> np.ndarray:
+        enc = np.zeros((len(xn), self.space.width))
+        if len(self.num_cols):
+            enc[:, self.num_cols] = xn
+        for j, block in enumerate(self.cat_blocks):
+            enc[np.arange(len(xc)), block.start + xc[:, j]] = 1.0
+        return enc
+
+    def _enumerate(self) -> np.ndarray | None:
+        """Encoded points of a small fully discrete space, else None."""
+        try:
+            if self.space.grid_size() > _MAX_ENUMERATED:
+                return None
+            points = list(self.space.grid())
+        except (ValueError, TypeError, OverflowError):
+            return None
+        return self.space.encode_many(points)
+
+    @staticmethod
+    def _key(enc: np.ndarray) -> bytes:
+        return np.round(enc, 9).tobytes()
+
+    # -- the strategy --------------------------------------------------------------------
+
+    def suggest(
+        self,
+        finished: Sequence[Observation],
+        pending: Sequence[Params],
+        rng: np.random.Generator,
+    ) -> Params | None:
+        """The next parameter set (see the module docstring for the method)."""
+        pending_enc = np.array([self.space.canonical(p) for p in pending]).reshape(
+            len(pending), self.space.width)
+        finished_enc = self.space.encode_many([o.params for o in finished])
+        losses = np.array([np.nan if o.loss is None else float(o.loss) for o in finished])
+        usable = np.isfinite(losses)
+
+        if self._grid is not None:
+            taken = {self._key(e) for e in np.vstack([finished_enc, pending_enc])}
+            free = [i for i, e in enumerate(self._grid) if self._key(e) not in taken]
+            if not free:
+                return None
+            candidates: np.ndarray | None = self._grid[free]
+        else:
+            candidates = None
+
+        n_taken = len(finished) + len(pending)
+        if n_taken < self.n_initial or usable.sum() < 2 or self.n_dims == 0:
+            choice = self._space_filling(np.vstack([finished_enc, pending_enc]), candidates, rng)
+        else:
+            choice = self._model_pick(finished_enc, losses, pending_enc, candidates, rng)
+        return self.space.decode(choice)
+
+    def _space_filling(self, taken: np.ndarray, candidates: np.ndarray | None,
+                       rng: np.random.Generator) -> np.ndarray:
+        """The candidate farthest from every trial so far (quasi-random when none)."""
+        if candidates is None:
+            n = 64 if len(taken) else 1
+            candidates = self._sobol(n, rng)
+        elif len(candidates) > 256:
+            candidates = candidates[rng.choice(len(candidates), 256, replace=False)]
+        if not len(taken):
+            return candidates[0]
+        cn, cc = self._features(candidates)
+        tn, tc = self._features(taken)
+        d = ((cn[:, None, :] - tn[None, :, :]) ** 2).sum(axis=2)
+        d += (cc[:, None, :] != tc[None, :, :]).sum(axis=2)
+        return candidates[int(np.argmax(d.min(axis=1)))]
+
+    def _sobol(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n scrambled-Sobol points, as encodings (categories drawn uniformly)."""
+        if self.n_dims == 0:
+            return np.zeros((n, self.space.width))
+        u = qmc.Sobol(self.n_dims, scramble=True, seed=rng).random(n)
+        p = len(self.num_cols)
+        xc = np.stack([np.minimum((u[:, p + j] * k).astype(int), k - 1)
+                       for j, k in enumerate(self.n_categories)], axis=1) \
+            if self.cat_blocks else np.zeros((n, 0), dtype=int)
+        return self._encoding(u[:, :p], xc)
+
+    # -- model ---------------------------------------------------------------------------
+
+    def _training_set(self, enc: np.ndarray, losses: np.ndarray, cap: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features and transformed targets of at most `cap` trials."""
+        y = transform_losses(losses)
+        keep = np.arange(len(y))
+        if len(y) > cap:
+            # the best half (where EI looks) plus an even spread of the rest (global shape)
+            order = np.argsort(y, kind="stable")
+            best = order[: cap // 2]
+            rest = np.sort(order[cap // 2:])
+            spread = rest[np.linspace(0, len(rest) - 1, cap - len(best)).astype(int)]
+            keep = np.sort(np.concatenate([best, spread]))
+        xn, xc = self._features(enc[keep])
+        return xn, xc, y[keep]
+
+    def _hyper(self, enc: np.ndarray, losses: np.ndarray) -> Hyper:
+        """MAP hyperparameters fit on a prefix of the history whose length depends only on
+        the history's length (every trial while small, then every ~6%), cached by content."""
+        n = len(losses)
+        step = 1 if n <= self.refit_every_until else max(1, n // 16)
+        cut = n - n % step
+        enc, losses = enc[:cut], losses[:cut]
+        key = hashlib.blake2b(enc.tobytes() + losses.tobytes(), digest_size=16).digest()
+        if key in self._fits:
+            self._fits.move_to_end(key)
+            return self._fits[key]
+        xn, xc, y = self._training_set(enc, losses, self.fit_points)
+        hyper = fit_hyper(xn, xc, y)
+        self._fits[key] = hyper
+        while len(self._fits) > 8:
+            self._fits.popitem(last=False)
+        return hyper
+
+    def _model_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
+                    pending_enc: np.ndarray, candidates: np.ndarray | None,
+                    rng: np.random.Generator) -> np.ndarray:
+        hyper = self._hyper(finished_enc, losses)
+        xn, xc, y = self._training_set(finished_enc, losses, self.max_points)
+        gp = GP(xn, xc, y, hyper)
+        pn, pc = self._features(pending_enc)
+        gp = gp.condition_on_fantasies(pn, pc)
+        best = float(np.min(gp.y))
+        taken = {self._key(e) for e in pending_enc}
+        done = {self._key(e) for e in finished_enc}
+
+        if candidates is not None:
+            cn, cc = self._features(candidates)
+            scores = log_ei(*gp.predict(cn, cc), best)
+            return candidates[int(np.argmax(scores))]  # already free of taken points
+
+        cn, cc = self._candidates(gp, rng)
+        scores = _chunked_log_ei(gp, cn, cc, best)
+        top = np.argsort(-scores, kind="stable")[: self.n_local]
+        sc = cc[top]
+        sn = local_search(gp, best, cn[top], sc)
+        if self.cat_blocks:
+            sc = categorical_moves(gp, best, sn, sc, self.n_categories)
+            sn = local_search(gp, best, sn, sc)
+        # snap the polished starts and the next-best raw candidates, then rank again
+        extra = np.argsort(-scores, kind="stable")[: 4 * self.n_local]
+        pool = self._encoding(np.vstack([sn, cn[extra]]), np.vstack([sc, cc[extra]]))
+        snapped = np.array([self.space.canonical(self.space.decode(e)) for e in pool])
+        fn, fc = self._features(snapped)
+        order = np.argsort(-log_ei(*gp.predict(fn, fc), best), kind="stable")
+        fresh = [i for i in order if self._key(snapped[i]) not in taken]
+        new = [i for i in fresh if self._key(snapped[i]) not in done]
+        if new or fresh:
+            return snapped[(new or fresh)[0]]
+        for _ in range(100):  # every good point is pending: fall back to a fresh draw
+            enc = self.space.canonical(self.space.sample(rng))
+            if self._key(enc) not in taken:
+                return enc
+        return snapped[order[0]]
+
+    def _candidates(self, gp: GP, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Sobol points over the whole box plus perturbations of the best trials."""
+        sn, sc = self._features(self._sobol(self.n_candidates, rng))
+        n_best = min(5, len(gp.y))
+        best = np.argsort(gp.y, kind="stable")[:n_best]
+        per = max(1, self.n_candidates // (4 * n_best))
+        ln = np.repeat(gp.xn[best], per, axis=0)
+        lc = np.repeat(gp.xc[best], per, axis=0)
+        if ln.shape[1]:
+            scale = rng.choice([0.02, 0.05, 0.15], size=(len(ln), 1))
+            ln = np.clip(ln + scale * rng.standard_normal(ln.shape), 0.0, 1.0)
+        for j, k in enumerate(self.n_categories):
+            flip = rng.random(len(lc)) < 0.2
+            lc[flip, j] = rng.integers(0, k, size=int(flip.sum()))
+        return np.vstack([sn, ln]), np.vstack([sc, lc])
+
+
+def _chunked_log_ei(gp: GP, zn: np.ndarray, zc: np.ndarray, best: float,
+                    chunk: int = 512) -> np.ndarray:
+    """log EI over many points without building one huge distance tensor."""
+    return np.concatenate([log_ei(*gp.predict(zn[i:i + chunk], zc[i:i + chunk]), best)
+                           for i in range(0, len(zn), chunk)])
