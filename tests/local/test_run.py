@@ -1,0 +1,243 @@
+"""End-to-end runs of `kubesweep run` and `kubesweep validate` as a user would type them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+
+def kubesweep(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kubesweep.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def results(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def ended(path: Path) -> list[dict]:
+    return [r for r in results(path) if r["event"] == "end"]
+
+
+def write_sweep(tmp_path: Path, script: str, *, parameters: dict | None = None,
+                **spec: object) -> Path:
+    (tmp_path / "trial.py").write_text(textwrap.dedent(script))
+    manifest = {
+        "apiVersion": "kubesweep.io/v1alpha1", "kind": "Sweep",
+        "metadata": {"name": "t"},
+        "spec": {
+            "method": "random", "maxTrials": 3,
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": parameters or {"x": {"min": 0.0, "max": 1.0}},
+            "trialTemplate": {"spec": {"template": {"spec": {"containers": [{
+                "name": "t", "image": "python:3.11",
+                "command": ["python", "trial.py", "${params.x}"]}]}}}},
+            **spec,
+        },
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+@pytest.mark.parametrize("example", ["digits-mlp.yaml", "digits-mlp-random.yaml",
+                                     "digits-mlp-grid.yaml"])
+def test_examples_run_locally(example, tmp_path):
+    out = tmp_path / "trials.jsonl"
+    proc = kubesweep("run", str(EXAMPLES / example), "--max-trials", "3", "--out", str(out),
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = ended(out)
+    assert len(trials) == 3 and all(t["state"] == "succeeded" for t in trials)
+    assert all(0.05 < t["value"] <= 1.0 for t in trials)
+    best = max(trials, key=lambda t: t["value"])
+    assert f"best trial: {best['name']}" in proc.stdout
+    assert "Succeeded (BudgetReached)" in proc.stdout
+    # every trial reported one val_acc per epoch
+    assert all(len(t["history"]) == t["params"]["epochs"] for t in trials)
+
+
+def test_failed_trials_are_reported_with_reasons(tmp_path):
+    sweep = write_sweep(tmp_path, """
+        import sys
+        x = float(sys.argv[1])
+        mode = int(open("counter").read()) if __import__("os").path.exists("counter") else 0
+        open("counter", "w").write(str(mode + 1))
+        if mode == 0:
+            sys.exit(3)
+        if mode == 1:
+            print("accuracy=0.5")
+        if mode == 2:
+            print("loss=nan")
+    """, parallelism=1)
+    proc = kubesweep("run", str(sweep), "--plain", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    reasons = [t["reason"] for t in ended(tmp_path / "kubesweep-results/t/trials.jsonl")]
+    assert reasons[0].startswith("exited with code 3")
+    assert "printed no 'loss' metric (saw: accuracy)" in reasons[1]
+    assert reasons[2].startswith("reported loss=nan")
+    assert "Failed (NoSuccessfulTrial)" in proc.stdout
+
+
+def test_max_failed_trials_fails_the_sweep(tmp_path):
+    sweep = write_sweep(tmp_path, "raise SystemExit(1)\n", maxTrials=5, maxFailedTrials=1)
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "TooManyFailedTrials" in proc.stdout
+    assert len(ended(tmp_path / "kubesweep-results/t/trials.jsonl")) == 2
+
+
+def test_target_stops_the_sweep(tmp_path):
+    sweep = write_sweep(tmp_path, "print('loss=0.01')\n", maxTrials=10,
+                        metric={"name": "loss", "goal": "minimize", "target": 0.05})
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "TargetReached" in proc.stdout
+    assert len(ended(tmp_path / "kubesweep-results/t/trials.jsonl")) == 1
+
+
+def test_early_termination_stops_running_trials(tmp_path):
+    script = """
+        import sys, time
+        x = float(sys.argv[1])
+        for step in range(1, 30):
+            print(f"step={step} loss={x + 1.0 / step}", flush=True)
+            time.sleep(0.05)
+    """
+    sweep = write_sweep(tmp_path, script, maxTrials=8, parallelism=2,
+                        parameters={"x": {"values": [0.0, 5.0, 0.1, 6.0, 0.2, 7.0, 0.3, 8.0]}},
+                        earlyTerminate={"type": "median", "minIter": 3, "minTrials": 1})
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = ended(tmp_path / "kubesweep-results/t/trials.jsonl")
+    stopped = [t for t in trials if t["state"] == "stopped"]
+    assert stopped, trials
+    assert all("median rule" in t["reason"] for t in stopped)
+    assert all(len(t["history"]) < 29 for t in stopped)
+    assert all(t["params"]["x"] >= 5 for t in stopped)
+
+
+def test_ctrl_c_keeps_results_and_resume_finishes_without_duplicates(tmp_path):
+    script = """
+        import sys, time
+        time.sleep(0.6)
+        print(f"loss={float(sys.argv[1])}")
+    """
+    sweep = write_sweep(tmp_path, script, maxTrials=6, parallelism=2)
+    out = tmp_path / "kubesweep-results/t/trials.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "kubesweep.cli", "run", str(sweep), "--plain"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if out.exists() and len(ended(out)) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "--resume" in output
+    first = ended(out)
+    assert 2 <= len(first) < 6
+
+    again = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite
+    resumed = kubesweep("run", str(sweep), "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    final = ended(out)
+    indexes = sorted(t["index"] for t in final)
+    assert indexes == list(range(6))
+    # the uninterrupted sweep would have drawn the same parameters
+    fresh = kubesweep("run", str(sweep), "--out", str(tmp_path / "fresh.jsonl"), cwd=tmp_path)
+    assert fresh.returncode == 0
+    assert {t["index"]: t["params"] for t in final} == {
+        t["index"]: t["params"] for t in ended(tmp_path / "fresh.jsonl")}
+
+
+def test_resume_refuses_a_changed_sweep(tmp_path):
+    sweep = write_sweep(tmp_path, "print('loss=1')\n", maxTrials=1)
+    assert kubesweep("run", str(sweep), cwd=tmp_path).returncode == 0
+    write_sweep(tmp_path, "print('loss=1')\n", maxTrials=2,
+                parameters={"x": {"min": 0.0, "max": 2.0}})
+    proc = kubesweep("run", str(sweep), "--resume", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "spec fields changed: parameters" in proc.stderr
+
+
+def test_command_not_found_is_a_failed_trial(tmp_path):
+    sweep = write_sweep(tmp_path, "", maxTrials=1)
+    data = yaml.safe_load(sweep.read_text())
+    data["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        "no-such-program-xyz"]
+    sweep.write_text(yaml.safe_dump(data))
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "cannot start 'no-such-program-xyz'" in proc.stdout
+
+
+def test_trial_environment(tmp_path):
+    script = """
+        import json, os
+        params = json.loads(os.environ["KUBESWEEP_PARAMS"])
+        assert os.environ["KUBESWEEP_TRIAL"] == "t-0", os.environ["KUBESWEEP_TRIAL"]
+        assert os.environ["LR"] == str(params["x"])
+        print(f"loss={params['x']}")
+    """
+    sweep = write_sweep(tmp_path, script, maxTrials=1)
+    data = yaml.safe_load(sweep.read_text())
+    container = data["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "LR", "value": "${params.x}"}]
+    sweep.write_text(yaml.safe_dump(data))
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_validate_reports_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent("""
+        apiVersion: kubesweep.io/v1alpha1
+        kind: Sweep
+        metadata: {name: bad}
+        spec:
+          method: bayes
+          metric: {name: acc, goal: maximize}
+          parameters:
+            lr: {distribution: log_uniform_values, min: 0, max: 0.1}
+            epochs: {min: 10, max: 1}
+          trialTemplate:
+            spec: {template: {spec: {containers: [{name: t, command: [python, "${params.lr}"]}]}}}
+    """))
+    proc = kubesweep("validate", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "spec.parameters.lr: log_uniform_values needs min > 0" in proc.stderr
+    assert "spec.parameters.epochs: min (10) must be less than max (1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    ok = kubesweep("validate", str(EXAMPLES / "digits-mlp.yaml"), cwd=tmp_path)
+    assert ok.returncode == 0 and "is valid" in ok.stdout
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("kind: Sweep\nspec:\n  method: [grid\n")
+    proc = kubesweep("run", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "broken.yaml: line" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_python_in_manifest_is_this_interpreter(tmp_path):
+    script = "import sys; open('prefix.txt', 'w').write(sys.prefix); print('loss=1')\n"
+    sweep = write_sweep(tmp_path, script, maxTrials=1)
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 0
+    assert (tmp_path / "prefix.txt").read_text() == sys.prefix
