@@ -1,0 +1,321 @@
+"""Start and stop a local cluster: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and node agents, all on 127.0.0.1, each logging to <run dir>/logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import ssl
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import pki as pki_mod
+from . import processes
+from .kube_rest import ApiError, KubeRest
+from .paths import REPO_ROOT, control_plane_binary
+
+STATE_FILE = "state.json"
+
+# The node lifecycle controller taints (and evicts pods from) nodes without a kubelet
+# heartbeat it trusts; the agent's Lease would do, but nothing is gained by risking it.
+CONTROLLERS = "*,-node-lifecycle-controller"
+
+
+class ClusterError(RuntimeError):
+    """The cluster failed to start or is not healthy."""
+
+
+@dataclass
+class NodeSpec:
+    """Capacity of one node-agent node."""
+
+    name: str = "kubesweep-node-0"
+    cpu: str = "32"
+    memory: str = "64Gi"
+    pods: int = 110
+    gpus: int = 2
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ClusterState:
+    """What `down` (or a later process) needs to find and stop a running cluster."""
+
+    run_dir: str
+    run_id: str
+    kubeconfig: str
+    server: str
+    pids: dict[str, int] = field(default_factory=dict)  # component -> pid (group leader)
+    logs: dict[str, str] = field(default_factory=dict)
+
+    def save(self) -> None:
+        """Write to <run_dir>/state.json."""
+        path = Path(self.run_dir) / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> ClusterState | None:
+        """Read <run_dir>/state.json, or None when no cluster was started there."""
+        try:
+            return cls(**json.loads((run_dir / STATE_FILE).read_text()))
+        except FileNotFoundError:
+            return None
+
+    def log_hint(self) -> str:
+        """Where to look when something went wrong."""
+        return "component logs: " + ", ".join(f"{k}={v}" for k, v in self.logs.items())
+
+
+def _write_kubeconfig(path: Path, server: str, ca: Path, token: str) -> None:
+    # JSON is valid YAML; no need for a YAML writer.
+    path.write_text(json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubesweep-test",
+                      "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "kubesweep-test",
+                      "context": {"cluster": "kubesweep-test", "user": "admin",
+                                  "namespace": "default"}}],
+        "current-context": "kubesweep-test",
+    }, indent=2))
+    path.chmod(0o600)
+
+
+def _tail(path: str, lines: int = 25) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class LocalCluster:
+    """A cluster of real control-plane binaries and node agents in `run_dir`.
+
+    `die_with_parent=True` (pytest) ties every component to this process's life, so a
+    killed test run leaves nothing behind; `python -m tests.cluster up` uses False.
+    """
+
+    def __init__(self, run_dir: Path, nodes: list[NodeSpec] | None = None, *,
+                 die_with_parent: bool = True) -> None:
+        self.run_dir = run_dir
+        self.nodes = nodes if nodes is not None else [NodeSpec()]
+        self.die_with_parent = die_with_parent
+        self.state: ClusterState | None = None
+        self._procs: dict[str, Any] = {}
+
+    # --- start ---------------------------------------------------------------------
+
+    def start(self, timeout: float = 180.0) -> ClusterState:
+        """Start every component and wait until the cluster can run pods."""
+        binaries = {b: control_plane_binary(b) for b in
+                    ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")}
+        if self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True)
+        pki = pki_mod.generate(self.run_dir / "pki")
+        token = secrets.token_hex(16)
+        (self.run_dir / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n")
+        ports = {k: processes.free_port() for k in
+                 ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler")}
+        server = f"https://127.0.0.1:{ports['apiserver']}"
+        kubeconfig = self.run_dir / "kubeconfig"
+        _write_kubeconfig(kubeconfig, server, pki.ca_cert, token)
+        run_id = uuid.uuid4().hex
+        self.state = state = ClusterState(str(self.run_dir), run_id, str(kubeconfig), server)
+        env = dict(os.environ, **{processes.RUN_ID_ENV: run_id})
+        deadline = time.monotonic() + timeout
+
+        def launch(name: str, argv: list[Any]) -> None:
+            log_path = logs / f"{name}.log"
+            state.logs[name] = str(log_path)
+            proc = processes.start(argv, log_path, env=env,
+                                   die_with_parent=self.die_with_parent)
+            self._procs[name] = proc
+            state.pids[name] = proc.pid
+            state.save()
+
+        try:
+            etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+            peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+            launch("etcd", [
+                binaries["etcd"], "--name=default", f"--data-dir={self.run_dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                # Test data is throwaway: skipping fsync makes every API write faster.
+                "--unsafe-no-fsync", "--log-level=warn",
+            ])
+            self._wait("etcd", deadline, lambda: self._http_ok(f"{etcd_url}/health"))
+
+            launch("kube-apiserver", [
+                binaries["kube-apiserver"],
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--cert-dir={self.run_dir / 'apiserver-certs'}",
+                f"--tls-cert-file={pki.apiserver_cert}",
+                f"--tls-private-key-file={pki.apiserver_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--token-auth-file={self.run_dir / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                f"--service-cluster-ip-range={pki_mod.SERVICE_CLUSTER_IP_RANGE}",
+                "--allow-privileged=true",
+                # pods/log is proxied to the node agent with this client identity.
+                f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+                f"--kubelet-client-key={pki.kubelet_client_key}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                # Publishes a front-proxy CA for the controller manager's and scheduler's
+                # delegated authentication, which otherwise log an error every second.
+                f"--requestheader-client-ca-file={pki.ca_cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                "--profiling=false",
+            ])
+            ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+            self._wait("kube-apiserver", deadline, lambda: self._http_ok(
+                f"{server}/readyz", token=token, context=ctx))
+
+            common = [f"--kubeconfig={kubeconfig}", "--leader-elect=false",
+                      "--bind-address=127.0.0.1"]
+            launch("kube-controller-manager", [
+                binaries["kube-controller-manager"], *common,
+                f"--secure-port={ports['kcm']}",
+                f"--controllers={CONTROLLERS}",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+            ])
+            launch("kube-scheduler", [
+                binaries["kube-scheduler"], *common, f"--secure-port={ports['scheduler']}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+            ])
+            for node in self.nodes:
+                self._launch_node(launch, node, kubeconfig, pki)
+
+            rest = KubeRest(kubeconfig, maxsize=2)
+            for node in self.nodes:
+                self._wait(f"node {node.name}", deadline,
+                           lambda n=node.name: self._node_schedulable(rest, n))
+            # Created by the controller manager's serviceaccount controller; pods in a
+            # namespace are rejected until it exists, so it proves the KCM works.
+            self._wait("default ServiceAccount", deadline, lambda: self._exists(
+                rest, "/api/v1/namespaces/default/serviceaccounts/default"))
+            self._wait("kube-scheduler", deadline, lambda: self._http_ok(
+                f"https://127.0.0.1:{ports['scheduler']}/healthz", context=_insecure()))
+        except BaseException:
+            self.stop()
+            raise
+        return state
+
+    def _launch_node(self, launch: Callable[[str, list[Any]], None], node: NodeSpec,
+                     kubeconfig: Path, pki: pki_mod.Pki) -> None:
+        argv: list[Any] = [
+            sys.executable, "-m", "tests.cluster.node_agent",
+            f"--kubeconfig={kubeconfig}", f"--name={node.name}", f"--cpu={node.cpu}",
+            f"--memory={node.memory}", f"--pods={node.pods}", f"--gpus={node.gpus}",
+            f"--cert={pki.node_cert}", f"--key={pki.node_key}",
+            f"--state-dir={self.run_dir / 'nodes' / node.name}",
+            f"--workdir={REPO_ROOT}",
+        ]
+        argv += [f"--label={k}={v}" for k, v in node.labels.items()]
+        # `-m tests.cluster...` resolves from the repository root.
+        cwd = os.getcwd()
+        os.chdir(REPO_ROOT)
+        try:
+            launch(f"node-{node.name}", argv)
+        finally:
+            os.chdir(cwd)
+
+    def _wait(self, what: str, deadline: float, ready: Callable[[], bool]) -> None:
+        while True:
+            self._check_alive()
+            try:
+                if ready():
+                    return
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                assert self.state is not None
+                raise ClusterError(f"timed out waiting for {what}; {self.state.log_hint()}")
+            time.sleep(0.2)
+
+    def _check_alive(self) -> None:
+        assert self.state is not None
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                log = self.state.logs[name]
+                raise ClusterError(
+                    f"{name} exited with code {proc.returncode}; log {log}:\n{_tail(log)}")
+
+    @staticmethod
+    def _http_ok(url: str, token: str | None = None,
+                 context: ssl.SSLContext | None = None) -> bool:
+        req = urllib.request.Request(url)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=5, context=context) as resp:
+            return bool(resp.status == 200)
+
+    @staticmethod
+    def _exists(rest: KubeRest, path: str) -> bool:
+        try:
+            rest.get(path)
+            return True
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+
+    @staticmethod
+    def _node_schedulable(rest: KubeRest, name: str) -> bool:
+        node = rest.get(f"/api/v1/nodes/{name}")
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in node.get("status", {}).get("conditions", []))
+        return ready and not node.get("spec", {}).get("taints")
+
+    # --- stop ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every component (node agents first so they can stop their pods), then
+        kill anything still carrying this run's id."""
+        if self.state is not None:
+            stop_state(self.state)
+
+
+def stop_state(state: ClusterState) -> list[int]:
+    """Stop the cluster described by `state`; returns PIDs that had to be swept up."""
+    order = sorted(state.pids, key=lambda n: (
+        0 if n.startswith("node-") else
+        {"kube-scheduler": 1, "kube-controller-manager": 2, "kube-apiserver": 3}.get(n, 4)))
+    for name in order:
+        processes.stop_group(state.pids[name], timeout=10.0)
+    return processes.kill_run(state.run_id)
+
+
+def _insecure() -> ssl.SSLContext:
+    # The scheduler's self-signed serving cert is only used for this health probe.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
