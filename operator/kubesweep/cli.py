@@ -1,4 +1,4 @@
-"""The `kubesweep` command: run a sweep locally, validate a manifest."""
+"""The `kubesweep` command: run a sweep locally, validate a manifest, run the operator."""
 
 from __future__ import annotations
 
@@ -77,6 +77,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    """Run the Kubernetes operator (kopf) until stopped."""
+    from kubesweep.k8s.main import run_operator
+
+    return run_operator(namespaces=args.namespace or (), all_namespaces=args.all_namespaces,
+                        metrics_port=args.metrics_port, liveness_port=args.liveness_port,
+                        trial_start_timeout=args.trial_start_timeout,
+                        gpu_resource_name=args.gpu_resource_name, workers=args.workers,
+                        verbose=args.verbose)
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    """Print the Sweep CustomResourceDefinition (YAML) generated from the spec models."""
+    from kubesweep.k8s.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `kubesweep` command."""
     parser = argparse.ArgumentParser(
@@ -108,6 +127,31 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", metavar="FILE", help="Sweep manifest (YAML)")
     validate.add_argument("--name", help="which Sweep, when FILE holds several")
     validate.set_defaults(func=cmd_validate)
+
+    op = sub.add_parser("operator", help="run the Kubernetes operator",
+                        description="Reconcile Sweeps on the cluster of the current kubeconfig "
+                        "(or the in-cluster service account): one Job per trial.")
+    scope = op.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", metavar="NS",
+                       help="watch this namespace (repeatable; default: the operator's own)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true",
+                       help="watch Sweeps in every namespace")
+    op.add_argument("--metrics-port", type=int, default=8080,
+                    help="port of the Prometheus /metrics endpoint (default 8080)")
+    op.add_argument("--liveness-port", type=int, default=8081,
+                    help="port of the /healthz liveness probe (default 8081)")
+    op.add_argument("--trial-start-timeout", type=float, default=600.0, metavar="SECONDS",
+                    help="fail a trial whose pod has not started after this long "
+                    "(unschedulable, image pull errors; default 600)")
+    op.add_argument("--gpu-resource-name", default="nvidia.com/gpu", metavar="NAME",
+                    help="resource name of spec.trialResources.gpu (default nvidia.com/gpu)")
+    op.add_argument("--workers", type=int, default=4,
+                    help="sweeps reconciled in parallel (default 4)")
+    op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    op.set_defaults(func=cmd_operator)
+
+    crd = sub.add_parser("crd", help="print the Sweep CustomResourceDefinition (YAML)")
+    crd.set_defaults(func=cmd_crd)
     return parser
 
 

@@ -1,0 +1,129 @@
+"""kopf wiring: Sweep and Job watch events put sweep keys on the work queue.
+
+No kopf daemons or timers: those need a finalizer on every Sweep, and a Sweep deleted
+while the operator is down would then hang until it returns. Instead kopf only watches
+(`on.event` needs no finalizer, annotation or patch), and a few worker threads run
+`reconcile` for the queued keys; a pass asks to be re-queued when it needs a look
+without an event (start timeouts, early termination).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import kopf
+
+from kubesweep.k8s import metrics
+from kubesweep.k8s.api import Api
+from kubesweep.k8s.crd import PLURAL, VERSION
+from kubesweep.k8s.names import SWEEP_LABEL
+from kubesweep.k8s.reconcile import Settings, reconcile
+from kubesweep.k8s.workqueue import WorkQueue
+from kubesweep.spec import API_GROUP, KIND
+
+log = logging.getLogger("kubesweep.operator")
+
+#: Seconds a Job event waits before its sweep's pass: bursts of Job updates (a batch
+#: finishing together) collapse into one pass.
+JOB_EVENT_DELAY = 0.3
+#: Backoff after a failed pass: first retry, and the cap.
+ERROR_BACKOFF = (1.0, 60.0)
+
+
+class Operator:
+    """The queue, the workers and what they share."""
+
+    def __init__(self, api: Api, settings: Settings, workers: int = 4) -> None:
+        self.api = api
+        self.settings = settings
+        self.queue = WorkQueue()
+        self.workers = workers
+        self.failures: dict[tuple[str, str], int] = {}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the worker threads."""
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"reconcile-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop taking new work (running passes finish on their own)."""
+        self.queue.close()
+
+    def _work(self) -> None:
+        while True:
+            key = self.queue.get()
+            if key is None:
+                return
+            namespace, name = key  # type: ignore[misc]
+            started = time.perf_counter()
+            try:
+                result = reconcile(self.api, self.settings, namespace, name)
+            except Exception as exc:  # noqa: BLE001 - one bad sweep must not stop the others
+                metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
+                count = self.failures.get(key, 0) + 1  # type: ignore[arg-type]
+                self.failures[key] = count  # type: ignore[index]
+                delay = min(ERROR_BACKOFF[0] * 2 ** (count - 1), ERROR_BACKOFF[1])
+                log.warning("reconcile of sweep %s/%s failed (retry in %.0fs): %s",
+                            namespace, name, delay, exc, exc_info=count == 1)
+                self.queue.add(key, delay)
+            else:
+                self.failures.pop(key, None)  # type: ignore[arg-type]
+                if result.requeue_after is not None:
+                    self.queue.add(key, result.requeue_after)
+            finally:
+                metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
+                self.queue.done(key)
+
+
+#: Set by `install` before kopf starts; the handlers below only enqueue.
+OPERATOR: Operator | None = None
+
+
+def install(operator: Operator) -> None:
+    """Make the kopf handlers feed `operator`'s queue."""
+    global OPERATOR
+    OPERATOR = operator
+
+
+@kopf.on.startup()
+def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # kopf posts k8s events for its own handler errors; ours are posted by reconcile
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+
+
+@kopf.on.event(API_GROUP, VERSION, PLURAL)
+async def _sweep_event(event: dict[str, Any], body: Any, namespace: str, name: str,
+                       **_: Any) -> None:
+    if OPERATOR is None:
+        return
+    key = (namespace, name)
+    if event.get("type") == "DELETED":
+        OPERATOR.queue.forget(key)
+        metrics.forget_sweep(namespace, name, (body.get("spec") or {}).get("metric", {})
+                             .get("name"))
+        return
+    status = body.get("status") or {}
+    # our own status writes come back as MODIFIED events with an unchanged generation:
+    # they need no pass (the one that wrote them has already decided)
+    if event.get("type") == "MODIFIED" and \
+            status.get("observedGeneration") == body["metadata"].get("generation"):
+        return
+    OPERATOR.queue.add(key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={SWEEP_LABEL: kopf.PRESENT})
+async def _job_event(body: Any, namespace: str, **_: Any) -> None:
+    if OPERATOR is None:
+        return
+    for ref in body["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(API_GROUP + "/"):
+            OPERATOR.queue.add((namespace, ref["name"]), JOB_EVENT_DELAY)

@@ -1,0 +1,175 @@
+"""The full trial history in a compact, columnar form that fits in the Sweep's status.
+
+A Kubernetes object must stay under ~1.5 MiB (etcd's request limit), and every status
+write sends the whole history, so it is packed: one base64 column per parameter, typed
+by what the values need (float32 for continuous values, which the search space rounds to
+6 significant digits and so survive float32 exactly; int32; or an index into the list of
+choices), float64 objective values, one letter per state. 10,000 trials × 10 parameters
+take about 0.7 MB (tests/unit/test_k8s_history.py proves it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from kubesweep.tuner import Trial
+
+FORMAT = "v1"
+_STATE_LETTER = {"succeeded": "s", "failed": "f", "stopped": "x"}
+_LETTER_STATE = {v: k for k, v in _STATE_LETTER.items()}
+#: Failure/stop reasons kept in the history (the newest); older ones are in Events.
+MAX_REASONS = 50
+#: Upper bound of the bytes of intermediate curves kept for early termination.
+MAX_CURVE_BYTES = 256 * 1024
+
+
+def _pack(array: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(array.tobytes(), 6)).decode("ascii")
+
+
+def _unpack(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=dtype)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _f4_exact(values: list[Any]) -> bool:
+    """True when every value is a float that float32 + '%.6g' gives back exactly."""
+    if not all(isinstance(v, float) for v in values):
+        return False
+    f32 = np.asarray(values, dtype="<f4")
+    return all(math.isnan(v) and math.isnan(b) or float(f"{b:.6g}") == v
+               for v, b in zip(values, f32.tolist(), strict=True))
+
+
+def _encode_column(values: list[Any], choices: list[Any] | None) -> dict[str, Any]:
+    if choices is not None and all(any(v == c and type(v) is type(c) for c in choices)
+                                   for v in values):
+        index = [next(i for i, c in enumerate(choices) if v == c and type(v) is type(c))
+                 for v in values]
+        dtype = "<u1" if len(choices) <= 256 else "<u2" if len(choices) <= 65536 else "<u4"
+        return {"type": "c" + dtype[-1], "choices": list(choices),
+                "data": _pack(np.asarray(index, dtype=dtype))}
+    if all(_is_int(v) and -(2**31) <= v < 2**31 for v in values):
+        return {"type": "i4", "data": _pack(np.asarray(values, dtype="<i4"))}
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        floats = [float(v) for v in values]
+        if all(isinstance(v, float) for v in values) and _f4_exact(floats):
+            return {"type": "f4", "data": _pack(np.asarray(floats, dtype="<f4"))}
+        return {"type": "f8", "data": _pack(np.asarray(floats, dtype="<f8"))}
+    return {"type": "json", "data": json.dumps(values, separators=(",", ":"))}
+
+
+def _decode_column(col: Mapping[str, Any], count: int) -> list[Any]:
+    kind = col["type"]
+    if kind == "json":
+        return list(json.loads(col["data"]))
+    if kind.startswith("c"):
+        choices = list(col["choices"])
+        return [choices[i] for i in _unpack(col["data"], "<u" + kind[1:]).tolist()]
+    if kind == "i4":
+        return _unpack(col["data"], "<i4").tolist()
+    if kind == "f4":
+        return [float(f"{v:.6g}") for v in _unpack(col["data"], "<f4").tolist()]
+    if kind == "f8":
+        return _unpack(col["data"], "<f8").tolist()
+    raise ValueError(f"status.history: unknown column type {kind!r}")
+
+
+def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
+    param = spec_parameters.get(name)
+    if param is None:
+        return None
+    if param.values is not None:
+        return list(param.values)
+    if param.value is not None:
+        return [param.value]
+    return None
+
+
+def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
+           keep_curves: bool = False) -> dict[str, Any]:
+    """The finished trials as a compact history (see the module docstring)."""
+    done = sorted((t for t in trials if t.finished), key=lambda t: t.index)
+    names = sorted({k for t in done for k in t.params} | set(spec_parameters))
+    out: dict[str, Any] = {
+        "format": FORMAT,
+        "count": len(done),
+        "indices": _pack(np.asarray([t.index for t in done], dtype="<u4")),
+        "states": "".join(_STATE_LETTER[t.state] for t in done),
+        "values": _pack(np.asarray([math.nan if t.value is None else t.value for t in done],
+                                   dtype="<f8")),
+        "params": {},
+    }
+    for name in names:
+        present = [t for t in done if name in t.params]
+        if len(present) != len(done):  # a parameter some trials lack: keep it as JSON
+            out["params"][name] = {"type": "json", "data": json.dumps(
+                [t.params.get(name) for t in done], separators=(",", ":"))}
+            continue
+        out["params"][name] = _encode_column([t.params[name] for t in done],
+                                             _choices(spec_parameters, name))
+    reasons = [(str(t.index), t.reason) for t in done if t.reason]
+    out["reasons"] = dict(reasons[-MAX_REASONS:])
+    if keep_curves:
+        out["curves"] = _encode_curves(done)
+    return out
+
+
+def _encode_curves(done: list[Trial]) -> dict[str, str]:
+    curves: dict[str, str] = {}
+    total = 0
+    for t in reversed(done):  # newest first, so the budget keeps the recent ones
+        if not t.history:
+            continue
+        arr = np.asarray([(s, v) for s, v in t.history], dtype="<f8")
+        text = _pack(arr)
+        total += len(text)
+        if total > MAX_CURVE_BYTES:
+            break
+        curves[str(t.index)] = text
+    return curves
+
+
+def decode(history: Mapping[str, Any] | None,
+           name_of: Callable[[int], str] = str) -> list[dict[str, Any]]:
+    """Trial records (for `Trial.from_dict`) from `encode`'s output; [] when empty.
+
+    `name_of(index)` gives each trial's name (the Job name).
+    """
+    if not history or not history.get("count"):
+        return []
+    if history.get("format") != FORMAT:
+        raise ValueError(f"status.history: unknown format {history.get('format')!r}")
+    count = int(history["count"])
+    indices = _unpack(history["indices"], "<u4").tolist()
+    values = _unpack(history["values"], "<f8").tolist()
+    states = history["states"]
+    columns = {name: _decode_column(col, count) for name, col in history["params"].items()}
+    curves = history.get("curves") or {}
+    reasons = history.get("reasons") or {}
+    records = []
+    for i in range(count):
+        index = indices[i]
+        params = {name: col[i] for name, col in columns.items() if col[i] is not None}
+        value = values[i]
+        curve = curves.get(str(index))
+        records.append({
+            "index": index,
+            "params": params,
+            "state": _LETTER_STATE[states[i]],
+            "value": None if math.isnan(value) else value,
+            "history": _unpack(curve, "<f8").reshape(-1, 2).tolist() if curve else [],
+            "name": name_of(index),
+            "reason": reasons.get(str(index)),
+        })
+    return records
