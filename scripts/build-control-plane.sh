@@ -25,7 +25,7 @@ export GOMODCACHE="$CACHE/go/mod"
 export GOCACHE="$CACHE/go/build"
 export CGO_ENABLED=0
 # go.sum is committed: never let a build rewrite the pins.
-export GOFLAGS=-mod=readonly
+export GOFLAGS="-mod=readonly -buildvcs=false"
 export GOWORK=off
 
 # The stamp ties the binaries to the exact module pins and build flags, so bumping a

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import ssl
 import sys
 import time
@@ -141,8 +142,11 @@ class LocalCluster:
         def launch(name: str, argv: list[Any]) -> None:
             log_path = logs / f"{name}.log"
             state.logs[name] = str(log_path)
-            proc = processes.start(argv, log_path, env=env,
-                                   die_with_parent=self.die_with_parent)
+            death_signal = None
+            if self.die_with_parent:
+                # SIGTERM lets a node agent stop its pods' processes before it exits.
+                death_signal = signal.SIGTERM if name.startswith("node-") else signal.SIGKILL
+            proc = processes.start(argv, log_path, env=env, death_signal=death_signal)
             self._procs[name] = proc
             state.pids[name] = proc.pid
             state.save()

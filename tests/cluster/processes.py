@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # Every process the harness starts (and every pod the node agent runs) carries this
@@ -25,11 +25,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    # Runs in the child before exec: if the pytest process is SIGKILLed, its cluster
-    # goes with it instead of leaking an API server.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+_libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork
+
+
+def _death_signal(sig: int) -> Callable[[], None]:
+    # Runs in the child before exec: when the process that started it dies (a pytest
+    # run killed with SIGKILL), the kernel sends `sig`, so no component outlives it.
+    def preexec() -> None:
+        _libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+    return preexec
 
 
 def start(
@@ -37,10 +42,11 @@ def start(
     log_path: Path,
     *,
     env: dict[str, str],
-    die_with_parent: bool,
+    death_signal: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `argv` in its own session (so its process group can be signalled as one),
-    stdout+stderr appended to `log_path`."""
+    stdout+stderr appended to `log_path`; `death_signal` is sent to it when this
+    process dies."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -50,7 +56,7 @@ def start(
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            preexec_fn=_death_signal(death_signal) if death_signal else None,
         )
 
 
