@@ -61,6 +61,8 @@ def _encode_column(values: list[Any], choices: list[Any] | None) -> dict[str, An
                 "data": _pack(np.asarray(index, dtype=dtype))}
     if all(_is_int(v) and -(2**31) <= v < 2**31 for v in values):
         return {"type": "i4", "data": _pack(np.asarray(values, dtype="<i4"))}
+    if all(_is_int(v) and -(2**63) <= v < 2**63 for v in values):
+        return {"type": "i8", "data": _pack(np.asarray(values, dtype="<i8"))}
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         floats = [float(v) for v in values]
         if all(isinstance(v, float) for v in values) and _f4_exact(floats):
@@ -76,8 +78,8 @@ def _decode_column(col: Mapping[str, Any], count: int) -> list[Any]:
     if kind.startswith("c"):
         choices = list(col["choices"])
         return [choices[i] for i in _unpack(col["data"], "<u" + kind[1:]).tolist()]
-    if kind == "i4":
-        return _unpack(col["data"], "<i4").tolist()
+    if kind in ("i4", "i8"):
+        return _unpack(col["data"], "<" + kind).tolist()
     if kind == "f4":
         return [float(f"{v:.6g}") for v in _unpack(col["data"], "<f4").tolist()]
     if kind == "f8":

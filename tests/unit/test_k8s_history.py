@@ -1,0 +1,111 @@
+"""The compact trial history in the Sweep status: exact round trips and its size."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from kubesweep.k8s import history
+from kubesweep.k8s.status import build_status, spec_hashes
+from kubesweep.spec import parse_spec
+from kubesweep.tuner import Trial, Tuner
+from tests.helpers import make_spec
+
+MIB = 1024 * 1024
+
+
+def _round6(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def test_round_trip_keeps_every_type_exactly():
+    spec = parse_spec(make_spec({
+        "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1.0},
+        "layers": {"min": 1, "max": 8},
+        "act": {"values": ["relu", "tanh", 3, True]},
+        "const": {"value": "x"},
+        "big": {"min": 0, "max": 2**40},
+    }))
+    rng = np.random.default_rng(1)
+    trials = []
+    for i in range(50):
+        params = {"lr": _round6(10 ** rng.uniform(-5, 0)), "layers": int(rng.integers(1, 9)),
+                  "act": ["relu", "tanh", 3, True][i % 4], "const": "x",
+                  "big": int(rng.integers(0, 2**40))}
+        state = ("succeeded", "failed", "stopped")[i % 3]
+        value = None if state == "failed" else float(rng.normal())
+        trials.append(Trial(i * 2, f"s-{i * 2}", params, state, value,
+                            reason=None if state == "succeeded" else f"why {i}"))
+    trials.append(Trial(101, "s-101", {"lr": 0.1}, "pending"))  # unfinished: not recorded
+    packed = history.encode(trials, spec.parameters)
+    assert packed["params"]["lr"]["type"] == "f4"
+    assert packed["params"]["layers"]["type"] == "i4"
+    assert packed["params"]["act"]["type"] == "c1"
+    assert packed["params"]["big"]["type"] == "i8"  # beyond int32: still exact
+    records = history.decode(json.loads(json.dumps(packed)), lambda i: f"s-{i}")
+    assert len(records) == 50
+    for trial, record in zip(trials, records, strict=False):
+        assert record["index"] == trial.index and record["name"] == trial.name
+        assert record["params"] == trial.params
+        assert {k: type(v) for k, v in record["params"].items()} == \
+            {k: type(v) for k, v in trial.params.items()}
+        assert record["state"] == trial.state
+        assert record["value"] == trial.value
+        assert record["reason"] == trial.reason
+
+
+def test_values_keep_full_precision_and_nan_means_none():
+    trials = [Trial(0, "a-0", {"x": 0.1}, "succeeded", 1 / 3),
+              Trial(1, "a-1", {"x": 0.2}, "stopped", None)]
+    records = history.decode(history.encode(trials, {}), str)
+    assert records[0]["value"] == 1 / 3
+    assert records[1]["value"] is None
+
+
+def test_curves_are_kept_for_early_termination():
+    trials = [Trial(0, "a-0", {"x": 0.5}, "stopped", 0.3, history=[(1, 0.9), (2, 0.3)])]
+    packed = history.encode(trials, {}, keep_curves=True)
+    assert history.decode(packed, str)[0]["history"] == [[1.0, 0.9], [2.0, 0.3]]
+
+
+def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
+    """The issue's bound: a 10,000-trial sweep with 10 parameters keeps the whole Sweep
+    object (spec + status, as JSON) under 1 MiB."""
+    params = {f"lr{i}": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1.0}
+              for i in range(7)}
+    params["layers"] = {"min": 1, "max": 64}
+    params["act"] = {"values": ["relu", "tanh", "gelu", "silu"]}
+    params["dropout"] = {"min": 0.0, "max": 0.9}
+    raw_spec = make_spec(params, maxTrials=10_000, parallelism=50)
+    spec = parse_spec(raw_spec)
+    rng = np.random.default_rng(0)
+    trials = []
+    for i in range(10_000):
+        p = {f"lr{j}": _round6(10 ** rng.uniform(-6, 0)) for j in range(7)}
+        p.update(layers=int(rng.integers(1, 65)), act=str(rng.choice(["relu", "tanh", "gelu",
+                                                                       "silu"])),
+                 dropout=_round6(rng.uniform(0, 0.9)))
+        state = "failed" if i % 10 == 0 else "succeeded"
+        value = None if state == "failed" else float(rng.normal())
+        trials.append(Trial(i, f"a-long-sweep-name-{i}", p, state, value,
+                            metrics={"loss": 0.1, "val_acc": 0.9, "epoch": 30.0},
+                            reason="exited with code 1 (BackoffLimitExceeded)"
+                            if state == "failed" else None))
+    tuner = Tuner(spec, name="a-long-sweep-name")
+    tuner.trials = trials  # skip re-validating 10k records: the size is the point here
+    status = build_status({}, tuner, spec, running=set(), unschedulable=0, generation=1,
+                          outcome=tuner.outcome, hashes=spec_hashes(raw_spec))
+    sweep = {"apiVersion": "kubesweep.io/v1alpha1", "kind": "Sweep",
+             "metadata": {"name": "a-long-sweep-name", "namespace": "default"},
+             "spec": raw_spec, "status": status}
+    size = len(json.dumps(sweep, separators=(",", ":")))
+    print(f"Sweep object with 10,000 trials x 10 parameters: {size / 1024:.0f} KiB")
+    assert size < MIB, f"{size} bytes"
+    # and it is a faithful record
+    records = history.decode(status["history"], lambda i: f"a-long-sweep-name-{i}")
+    assert len(records) == 10_000
+    assert all(r["params"] == t.params and r["value"] == t.value and r["state"] == t.state
+               for r, t in zip(records, trials, strict=True))
+    assert not any(math.isnan(r["value"]) for r in records if r["value"] is not None)
