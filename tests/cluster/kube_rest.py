@@ -39,6 +39,7 @@ class KubeRest:
         cfg = client.Configuration()
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
         self.host = cfg.host.rstrip("/")
+        self.ca_file: str | None = cfg.ssl_ca_cert
         self._headers = {"Accept": "application/json", "User-Agent": "kubesweep-test-cluster"}
         token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get(
             "BearerToken")

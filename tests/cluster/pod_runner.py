@@ -4,11 +4,13 @@ as a kubelet would: phase, container states, restarts, termination messages, del
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # Where a process writes its termination message: the container's
 # terminationMessagePath cannot exist on the host, so each is mapped to a file per pod.
 TERMINATION_MESSAGE_ENV = "KUBESWEEP_TERMINATION_MESSAGE_PATH"
+# Where the pod's ServiceAccount token, ca.crt and namespace files are.
+SERVICE_ACCOUNT_DIR_ENV = "KUBESWEEP_SERVICEACCOUNT_DIR"
 MAX_TERMINATION_MESSAGE = 4096  # the kubelet's per-container limit
 FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048  # FallbackToLogsOnError, as the kubelet
 # Restart back-off is 1s doubling to 30s (the kubelet uses 10s to 5min): tests of
@@ -145,11 +149,13 @@ class PodRunner:
         self.phase = "Pending"
         self.start_time = now()
         self.initialized = not self.init_containers
+        self.service_account_env: dict[str, str] = {}
         self._lock = threading.RLock()
         self._report_lock = threading.Lock()
         self.deleting = threading.Event()
         self.done = threading.Event()
         self._confirmed = False
+        self._confirm_lock = threading.Lock()
         self._kill_timer: threading.Timer | None = None
 
     # --- public, called from the agent's watch thread ------------------------------
@@ -169,6 +175,8 @@ class PodRunner:
         """The pod got a deletionTimestamp: SIGTERM its processes, SIGKILL them after the
         grace period, then confirm the deletion once everything has exited."""
         if self.deleting.is_set():
+            if self.done.is_set() and not self._confirmed:
+                self.confirm_deletion()  # an earlier confirmation failed: try again
             return
         self.deleting.set()
         if self.done.is_set():
@@ -191,18 +199,27 @@ class PodRunner:
     def confirm_deletion(self) -> None:
         """Finish graceful deletion (what the kubelet does once containers are gone);
         until then the pod, and a namespace holding it, stay Terminating."""
-        with self._lock:
-            if self._confirmed:
-                return
-            self._confirmed = True
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
                 "preconditions": {"uid": self.uid}}
-        try:
-            self.ctx.rest.request(
-                "DELETE", f"/api/v1/namespaces/{self.namespace}/pods/{self.name}", body)
-        except ApiError as e:
-            if e.status not in (404, 409):  # gone already / a different pod by now
-                log.warning("confirming deletion of %s/%s: %s", self.namespace, self.name, e)
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
+        with self._confirm_lock:
+            for attempt in range(5):
+                if self._confirmed:
+                    return
+                try:
+                    self.ctx.rest.request("DELETE", path, body)
+                    self._confirmed = True
+                except ApiError as e:
+                    if e.status in (404, 409):  # gone already / a different pod by now
+                        self._confirmed = True
+                    else:
+                        log.warning("confirming deletion of %s/%s: %s",
+                                    self.namespace, self.name, e)
+                except Exception as e:  # connection trouble: retry shortly
+                    log.warning("confirming deletion of %s/%s: %r",
+                                self.namespace, self.name, e)
+                if not self._confirmed:
+                    time.sleep(0.2 * 2 ** attempt)
 
     # --- the pod's thread ----------------------------------------------------------
 
@@ -237,6 +254,7 @@ class PodRunner:
                 return
             c.devices = got
 
+        self.service_account_env = self._mount_service_account()
         for c in self.init_containers:
             while True:
                 code = self._run_container(c, init=True)
@@ -292,8 +310,49 @@ class PodRunner:
             c.log.finished.clear()
         return True
 
+    def _mount_service_account(self) -> dict[str, str]:
+        """Stand-in for the projected ServiceAccount token volume: mint a token bound to
+        this pod and write it, with the CA and namespace, to <pod dir>/serviceaccount,
+        plus a kubeconfig using it. /var/run/secrets/... cannot exist for a host
+        process, so the process finds them through KUBECONFIG (which the kubernetes
+        client and kopf read) and KUBESWEEP_SERVICEACCOUNT_DIR: in-pod code then talks to
+        the API as its ServiceAccount, and RBAC applies to it."""
+        volumes = self.pod["spec"].get("volumes") or []
+        if not any(src.get("serviceAccountToken") for v in volumes
+                   for src in (v.get("projected") or {}).get("sources") or []):
+            return {}
+        account = self.pod["spec"].get("serviceAccountName") or "default"
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": 86400, "boundObjectRef": {
+                       "apiVersion": "v1", "kind": "Pod", "name": self.name,
+                       "uid": self.uid}}}
+        answer = self.ctx.rest.request(
+            "POST", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token",
+            request)
+        token = answer["status"]["token"]
+        sa_dir = self.dir / "serviceaccount"
+        sa_dir.mkdir(parents=True, exist_ok=True)
+        (sa_dir / "token").write_text(token)
+        (sa_dir / "namespace").write_text(self.namespace)
+        if self.ctx.rest.ca_file:
+            (sa_dir / "ca.crt").write_bytes(Path(self.ctx.rest.ca_file).read_bytes())
+        kubeconfig = self.dir / "kubeconfig"
+        cluster: dict[str, Any] = {"server": self.ctx.rest.host}
+        if self.ctx.rest.ca_file:
+            cluster["certificate-authority"] = str(sa_dir / "ca.crt")
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "cluster", "cluster": cluster}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": "pod", "context": {
+                "cluster": "cluster", "user": account, "namespace": self.namespace}}],
+            "current-context": "pod",
+        }))
+        return {"KUBECONFIG": str(kubeconfig), SERVICE_ACCOUNT_DIR_ENV: str(sa_dir)}
+
     def _container_environment(self, c: ContainerRunner) -> dict[str, str]:
         base = dict(self.ctx.base_env)
+        base.update(self.service_account_env)
         # Like the NVIDIA device plugin: a container sees exactly its allocated GPUs,
         # and one without a GPU request sees none.
         visible = ",".join(str(d) for d in c.devices)
@@ -442,5 +501,6 @@ class PodRunner:
                     log.warning("status of %s/%s: %s", self.namespace, self.name, e)
                 except Exception as e:  # connection trouble: retry shortly
                     log.warning("status of %s/%s: %s", self.namespace, self.name, e)
-                if self.deleting.wait(0.2 * 2 ** attempt) and self._confirmed:
+                if self._confirmed:
                     return
+                time.sleep(0.2 * 2 ** attempt)

@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
 
@@ -311,3 +312,46 @@ def test_termination_message_is_reported(cluster, namespace):
                      cluster.log_hint())
     assert state.exit_code == 1
     assert "Traceback: something broke" in state.message
+
+
+def test_pod_talks_to_the_api_as_its_service_account(cluster, namespace):
+    core = cluster.core()
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "reader"}})
+    rbac = kubernetes.client.RbacAuthorizationV1Api(cluster.api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "read-configmaps"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "read-configmaps"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}]})
+    # Token files where the node put them: the agent's directory, or the real mount.
+    script = """
+        import os, ssl, urllib.error, urllib.request
+        d = os.environ.get("KUBESWEEP_SERVICEACCOUNT_DIR",
+                           "/var/run/secrets/kubernetes.io/serviceaccount")
+        token, ns = open(d + "/token").read(), open(d + "/namespace").read()
+        ctx = ssl.create_default_context(cafile=d + "/ca.crt")
+        host = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+        for resource in ("configmaps", "secrets"):
+            req = urllib.request.Request(
+                "https://%s:%s/api/v1/namespaces/%s/%s" % (*host, ns, resource),
+                headers={"Authorization": "Bearer " + token})
+            try:
+                urllib.request.urlopen(req, context=ctx)
+                print(resource, 200)
+            except urllib.error.HTTPError as e:
+                print(resource, e.code)
+    """
+    apply(cluster, namespace, pod_manifest("whoami", python_container(script),
+                                           serviceAccountName="reader"))
+
+    def finished() -> Any:
+        pod = core.read_namespaced_pod("whoami", namespace)
+        return pod if pod.status.phase in ("Succeeded", "Failed") else None
+
+    pod = wait_for(finished, 60, "whoami finished", cluster.log_hint())
+    logs = cluster.kubectl("logs", "-n", namespace, "whoami").stdout
+    assert pod.status.phase == "Succeeded", logs
+    assert logs.splitlines() == ["configmaps 200", "secrets 403"]
