@@ -113,10 +113,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]
     """A real cluster for the session: $KUBESWEEP_TEST_KUBECONFIG if set, else a local
     one started from the binaries of scripts/build-control-plane.sh."""
     external = os.environ.get(EXTERNAL_KUBECONFIG_ENV)
+    missing = None
     try:
         kubectl = _kubectl_path()
     except MissingBinaryError as e:
-        pytest.fail(str(e), pytrace=False)
+        missing = str(e)
+    if missing:
+        pytest.fail(missing, pytrace=False)
     if external:
         api = kubernetes.config.new_client_from_config(config_file=external)
         yield ClusterHandle(Path(external), api, kubectl)
@@ -126,7 +129,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]
     try:
         state = local.start()
     except MissingBinaryError as e:
-        pytest.fail(str(e), pytrace=False)
+        missing = str(e)
+    if missing:
+        pytest.fail(missing, pytrace=False)
     api = kubernetes.config.new_client_from_config(config_file=state.kubeconfig)
     try:
         yield ClusterHandle(Path(state.kubeconfig), api, kubectl, local)

@@ -45,7 +45,7 @@ def control_plane_binary(name: str) -> Path:
     if not os.access(path, os.X_OK):
         raise MissingBinaryError(
             f"{path} is missing: run scripts/build-control-plane.sh "
-            f"(builds Kubernetes {kubernetes_version()} from source, ~30 min cold)"
+            f"(builds Kubernetes {kubernetes_version()} from source, ~8 min cold)"
         )
     return path
 
