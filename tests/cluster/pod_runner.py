@@ -396,8 +396,17 @@ class PodRunner:
             self._signal_all(signal.SIGTERM)
         self._report()
         assert proc.stdout is not None
-        pump(proc.stdout, log_path)
+        pumping = threading.Thread(target=pump, args=(proc.stdout, log_path), daemon=True)
+        pumping.start()
         code = proc.wait()
+        # A container ends with its main process: whatever it left running in its group
+        # goes too (and so releases the output pipe), as when a runtime tears one down.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        pumping.join(timeout=10)
+        proc.stdout.close()
         if code < 0:  # killed by a signal: report it as a shell/kubelet would
             code = 128 - code
         reason = "Completed" if code == 0 else "Error"
