@@ -20,6 +20,7 @@ cache of fits only saves time and never changes an answer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -27,12 +28,19 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
+from threadpoolctl import ThreadpoolController
 
 from kubesweep.space import Params, Space
 from kubesweep.strategies.acquisition import categorical_moves, local_search, log_ei
 from kubesweep.strategies.base import Observation, Strategy
 from kubesweep.strategies.gp import GP, Hyper, fit_hyper
 from kubesweep.strategies.warping import transform_losses
+
+#: Fitted hyperparameters by (space layout, history prefix). Shared by every instance, so
+#: the operator, which rebuilds its tuner on each reconcile, still refits only when the
+#: history has grown past a refit point. It only saves time: a fit is a pure function of
+#: its key.
+_FITS: OrderedDict[bytes, Hyper] = OrderedDict()
 
 #: Enumerate and score every point of discrete spaces up to this size.
 _MAX_ENUMERATED = 4096
@@ -48,8 +56,10 @@ class BayesStrategy(Strategy):
         n_candidates: int = 1024,
         n_local: int = 5,
         max_points: int = 300,
-        fit_points: int = 100,
+        fit_points: int = 64,
         refit_every_until: int = 64,
+        init_pool: int = 64,
+        init_edge: float = 1.0,
         **options: Any,
     ) -> None:
         super().__init__(space, **options)
@@ -63,7 +73,8 @@ class BayesStrategy(Strategy):
         self.max_points = max_points
         self.fit_points = fit_points
         self.refit_every_until = refit_every_until
-        self._fits: OrderedDict[bytes, Hyper] = OrderedDict()
+        self.init_pool = init_pool
+        self.init_edge = init_edge
         self._grid = self._enumerate()
 
     # -- features: numeric coordinates + category indices --------------------------------
@@ -106,6 +117,16 @@ class BayesStrategy(Strategy):
         rng: np.random.Generator,
     ) -> Params | None:
         """The next parameter set (see the module docstring for the method)."""
+        # Small matrices: BLAS threads only contend (10x slower on a busy 2-core box).
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._suggest(finished, pending, rng)
+
+    def _suggest(
+        self,
+        finished: Sequence[Observation],
+        pending: Sequence[Params],
+        rng: np.random.Generator,
+    ) -> Params | None:
         pending_enc = np.array([self.space.canonical(p) for p in pending]).reshape(
             len(pending), self.space.width)
         finished_enc = self.space.encode_many([o.params for o in finished])
@@ -132,7 +153,7 @@ class BayesStrategy(Strategy):
                        rng: np.random.Generator) -> np.ndarray:
         """The candidate farthest from every trial so far (quasi-random when none)."""
         if candidates is None:
-            n = 64 if len(taken) else 1
+            n = self.init_pool if len(taken) else 1
             candidates = self._sobol(n, rng)
         elif len(candidates) > 256:
             candidates = candidates[rng.choice(len(candidates), 256, replace=False)]
@@ -142,7 +163,11 @@ class BayesStrategy(Strategy):
         tn, tc = self._features(taken)
         d = ((cn[:, None, :] - tn[None, :, :]) ** 2).sum(axis=2)
         d += (cc[:, None, :] != tc[None, :, :]).sum(axis=2)
-        return candidates[int(np.argmax(d.min(axis=1)))]
+        score = d.min(axis=1)
+        if self.init_edge and cn.shape[1]:
+            edge = (2.0 * np.minimum(cn, 1.0 - cn).min(axis=1)) ** 2
+            score = np.minimum(score, edge / self.init_edge)
+        return candidates[int(np.argmax(score))]
 
     def _sobol(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n scrambled-Sobol points, as encodings (categories drawn uniformly)."""
@@ -179,15 +204,20 @@ class BayesStrategy(Strategy):
         step = 1 if n <= self.refit_every_until else max(1, n // 16)
         cut = n - n % step
         enc, losses = enc[:cut], losses[:cut]
-        key = hashlib.blake2b(enc.tobytes() + losses.tobytes(), digest_size=16).digest()
-        if key in self._fits:
-            self._fits.move_to_end(key)
-            return self._fits[key]
+        digest = hashlib.blake2b(digest_size=16)
+        for part in (self.num_cols, np.asarray(self.n_categories), enc, losses):
+            digest.update(np.ascontiguousarray(part).tobytes())
+            digest.update(b"|")
+        digest.update(str(self.fit_points).encode())
+        key = digest.digest()
+        if key in _FITS:
+            _FITS.move_to_end(key)
+            return _FITS[key]
         xn, xc, y = self._training_set(enc, losses, self.fit_points)
         hyper = fit_hyper(xn, xc, y)
-        self._fits[key] = hyper
-        while len(self._fits) > 8:
-            self._fits.popitem(last=False)
+        _FITS[key] = hyper
+        while len(_FITS) > 64:
+            _FITS.popitem(last=False)
         return hyper
 
     def _model_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
@@ -246,6 +276,12 @@ class BayesStrategy(Strategy):
             flip = rng.random(len(lc)) < 0.2
             lc[flip, j] = rng.integers(0, k, size=int(flip.sum()))
         return np.vstack([sn, ln]), np.vstack([sc, lc])
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """One controller per process: building it inspects every loaded library (slow)."""
+    return ThreadpoolController()
 
 
 def _chunked_log_ei(gp: GP, zn: np.ndarray, zc: np.ndarray, best: float,

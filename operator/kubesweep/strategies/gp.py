@@ -59,6 +59,24 @@ def sq_dists(xn: np.ndarray, xc: np.ndarray, zn: np.ndarray, zc: np.ndarray) -> 
     return np.concatenate([num, cat], axis=2)
 
 
+def weighted_sq_dist(xn: np.ndarray, xc: np.ndarray, zn: np.ndarray, zc: np.ndarray,
+                     lam: np.ndarray) -> np.ndarray:
+    """r² between two point sets, shape (len(x), len(z)), without the 3-d tensor.
+
+    The numeric part expands |a - b|² = a² + b² - 2ab into one matrix product, which is
+    what keeps scoring a thousand candidates against hundreds of trials cheap.
+    """
+    p = xn.shape[1]
+    ln = lam[:p]
+    xs = xn * ln
+    r2 = np.sum(xs * xn, axis=1)[:, None] + np.sum(zn * zn * ln, axis=1)[None, :]
+    r2 -= 2.0 * xs @ zn.T
+    np.maximum(r2, 0.0, out=r2)
+    for k in range(xc.shape[1]):
+        r2 += lam[p + k] * (xc[:, k][:, None] != zc[:, k][None, :])
+    return r2
+
+
 def matern52(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Matérn-5/2 correlation and its derivative with respect to r² (not r)."""
     s = np.sqrt(5.0 * r2)
@@ -75,11 +93,11 @@ def _log_prior(theta: np.ndarray) -> tuple[float, np.ndarray]:
     """
     lam = np.exp(theta[:-2])
     scale, noise = math.exp(theta[-2]), math.exp(theta[-1])
+    grad = np.empty_like(theta)
     value = -float(np.sum(0.1 / lam + 0.1 * lam))
+    grad[:-2] = 0.1 / lam - 0.1 * lam
     value += math.log(scale) - scale
     value += 0.1 * math.log(noise) - 30.0 * noise
-    grad = np.empty_like(theta)
-    grad[:-2] = 0.1 / lam - 0.1 * lam
     grad[-2] = 1.0 - scale
     grad[-1] = 0.1 - 30.0 * noise
     return value, grad
@@ -151,8 +169,8 @@ class GP:
 
     def _cov(self, zn: np.ndarray, zc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cross-covariance to the training points and d k / d r² (both (m, n))."""
-        d = sq_dists(zn, zc, self.xn, self.xc)
-        m, dm = matern52(d @ self.hyper.inv_sq_lengthscales)
+        r2 = weighted_sq_dist(zn, zc, self.xn, self.xc, self.hyper.inv_sq_lengthscales)
+        m, dm = matern52(r2)
         return self.hyper.scale * m, self.hyper.scale * dm
 
     def condition_on_fantasies(self, zn: np.ndarray, zc: np.ndarray) -> GP:

@@ -3,6 +3,47 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
+
+
+def _standardise(y: np.ndarray) -> np.ndarray:
+    std = float(np.std(y))
+    if std <= 1e-12 * max(1.0, abs(float(np.mean(y)))):
+        return np.zeros_like(y)
+    return (y - np.mean(y)) / std
+
+
+def _ranks(y: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share one), 0-based."""
+    order = np.argsort(y, kind="stable")
+    ranks = np.empty(len(y))
+    ranks[order] = np.arange(len(y))
+    _, inverse = np.unique(y, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks)
+    counts = np.bincount(inverse)
+    return (sums / counts)[inverse]
+
+
+def _half_rank(y: np.ndarray) -> np.ndarray:
+    """Keep the better half on its own scale; map the worse half by rank onto the tail a
+    Gaussian fitted to the better half would have, so outliers cannot dominate the fit."""
+    med = float(np.median(y))
+    good = y[y <= med]
+    # a robust scale from the good half alone
+    scale = float(np.sqrt(np.mean((good - med) ** 2))) if len(good) > 1 else 0.0
+    if scale <= 1e-12:
+        return _standardise(_gauss_rank(y))
+    out = y.copy()
+    bad = y > med
+    if bad.any():
+        r = _ranks(y)[bad]
+        q = (r + 0.5) / len(y)
+        out[bad] = med + scale * special.ndtri(q) / max(special.ndtri(0.75), 1e-6) * 0.6745
+    return _standardise(out)
+
+
+def _gauss_rank(y: np.ndarray) -> np.ndarray:
+    return special.ndtri((_ranks(y) + 0.5) / len(y))
 
 
 def transform_losses(losses: np.ndarray) -> np.ndarray:
@@ -18,7 +59,4 @@ def transform_losses(losses: np.ndarray) -> np.ndarray:
     worst, best = float(np.max(y[finite])), float(np.min(y[finite]))
     y[np.isnan(y) | (y == np.inf)] = worst
     y[y == -np.inf] = best
-    std = float(np.std(y))
-    if std <= 1e-12 * max(1.0, abs(float(np.mean(y)))):
-        return np.zeros_like(y)
-    return (y - np.mean(y)) / std
+    return _half_rank(y)

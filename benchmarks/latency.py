@@ -1,0 +1,80 @@
+"""Suggestion latency: one suggestion after N finished trials (and with 8 pending).
+
+    OMP_NUM_THREADS=1 nice python -m benchmarks.latency [--sizes 50,200,1000] [--repeats 3]
+        [--problem hartmann6]
+
+Every peer gets the same history (random points of the problem, with their values), and
+the time of exactly one suggestion is measured, through the API users call: kubesweep's
+`Tuner.ask()` (a fresh tuner rebuilt from the history, as the operator does on every
+reconcile, so no fit is cached), Optuna's `study.ask()` and W&B's `sweeps.next_run`.
+Prints the median over repeats in milliseconds. kubesweep's GP hyperparameters are refit
+every trial up to 64 trials and then every ~6% of growth; "(refit)" is the time of a
+suggestion that includes that refit, the other column the time between refits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+from benchmarks.peers import history, time_kubesweep, time_optuna, time_wandb
+from benchmarks.problems import PROBLEMS
+
+PEERS: dict[str, Callable] = {
+    "kubesweep-bayes": lambda p, d, q: time_kubesweep("bayes", p, d, q, cold=False),
+    "kubesweep-bayes (refit)": lambda p, d, q: time_kubesweep("bayes", p, d, q, cold=True),
+    "kubesweep-random": lambda p, d, q: time_kubesweep("random", p, d, q),
+    "optuna-gp": lambda p, d, q: time_optuna("gp", p, d, q),
+    "optuna-tpe": lambda p, d, q: time_optuna("tpe", p, d, q),
+    "wandb-bayes": time_wandb,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time each peer at each history size and print a markdown table."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", default="50,200,1000")
+    ap.add_argument("--pending", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--problem", default="hartmann6")
+    ap.add_argument("--methods", default=",".join(PEERS))
+    args = ap.parse_args(argv)
+    problem = PROBLEMS[args.problem]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    methods = args.methods.split(",")
+
+    rows: list[tuple[str, dict[str, float]]] = []
+    for n in sizes:
+        for n_pending in (0, args.pending):
+            recorded = history(problem, n + n_pending, seed=n)
+            done = recorded[:n]
+            pending = [params for params, _ in recorded[n:]]
+            cells = {}
+            for m in methods:
+                PEERS[m](problem, done, pending)  # warm-up: imports, caches
+                times = [PEERS[m](problem, done, pending) for _ in range(args.repeats)]
+                cells[m] = 1000 * statistics.median(times)
+                print(f"# {n} finished + {n_pending} pending  {m:18s} {cells[m]:9.1f} ms",
+                      file=sys.stderr, flush=True)
+            rows.append((f"{n} finished" + (f" + {n_pending} pending" if n_pending else ""),
+                         cells))
+
+    print(f"\n### One suggestion, ms (median of {args.repeats}; {problem.name}, "
+          f"{len(problem.params)} parameters)\n")
+    print("| history | " + " | ".join(methods) + " |")
+    print("|---|" + "---|" * len(methods))
+    for label, cells in rows:
+        print(f"| {label} | " + " | ".join(f"{cells[m]:.1f}" for m in methods) + " |")
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, {time.strftime('%Y-%m-%d')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

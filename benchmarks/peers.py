@@ -1,0 +1,225 @@
+"""Drivers that run one search method on a `Problem`, or time one suggestion.
+
+Every driver runs the method as its users do: kubesweep through `kubesweep.Tuner`,
+Optuna through a study with the sampler's default settings, W&B through `sweeps.next_run`
+with `SweepRun` records (W&B's engine draws from numpy's global RNG, so it is seeded there).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.problems import Param, Problem
+
+_TEMPLATE = {"spec": {"template": {"spec": {
+    "containers": [{"name": "trial", "image": "python:3.11", "command": ["true"]}],
+    "restartPolicy": "Never"}}}}
+
+
+# -- kubesweep ---------------------------------------------------------------------------
+
+def kubesweep_spec(params: list[Param], method: str, budget: int) -> dict[str, Any]:
+    """The Sweep spec of a benchmark space."""
+    out: dict[str, Any] = {}
+    for p in params:
+        if p.kind == "cat":
+            out[p.name] = {"values": list(p.choices)}
+        elif p.kind == "int":
+            out[p.name] = {"distribution": "int_uniform", "min": int(p.low), "max": int(p.high)}
+        elif p.log:
+            out[p.name] = {"distribution": "log_uniform_values", "min": p.low, "max": p.high}
+        else:
+            out[p.name] = {"distribution": "uniform", "min": p.low, "max": p.high}
+    return {"method": method, "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": out, "maxTrials": budget, "trialTemplate": _TEMPLATE}
+
+
+def run_kubesweep(method: str) -> Callable[[Problem, int, int], list[float]]:
+    """A driver for kubesweep's `method` ('bayes' or 'random')."""
+    def run(problem: Problem, n_trials: int, seed: int) -> list[float]:
+        import kubesweep
+
+        tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, n_trials), seed=seed)
+        values = []
+        for _ in range(n_trials):
+            trial = tuner.ask()
+            value = problem.objective(trial.params)
+            tuner.tell(trial, value)
+            values.append(value)
+        return values
+    return run
+
+
+# -- Optuna ------------------------------------------------------------------------------
+
+def _optuna_sampler(name: str, seed: int) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _optuna_distributions(params: list[Param]) -> dict[str, Any]:
+    from optuna import distributions as d
+
+    out: dict[str, Any] = {}
+    for p in params:
+        if p.kind == "cat":
+            out[p.name] = d.CategoricalDistribution(list(p.choices))
+        elif p.kind == "int":
+            out[p.name] = d.IntDistribution(int(p.low), int(p.high))
+        else:
+            out[p.name] = d.FloatDistribution(p.low, p.high, log=p.log)
+    return out
+
+
+def run_optuna(sampler: str) -> Callable[[Problem, int, int], list[float]]:
+    """A driver for Optuna's 'tpe' or 'gp' sampler with default settings."""
+    def run(problem: Problem, n_trials: int, seed: int) -> list[float]:
+        import optuna
+
+        study = optuna.create_study(sampler=_optuna_sampler(sampler, seed))
+        dists = _optuna_distributions(problem.params)
+        values = []
+        for _ in range(n_trials):
+            trial = study.ask(dists)
+            value = problem.objective(trial.params)
+            study.tell(trial, value)
+            values.append(value)
+        return values
+    return run
+
+
+# -- W&B sweeps --------------------------------------------------------------------------
+
+def wandb_config(params: list[Param]) -> dict[str, Any]:
+    """W&B sweep config of a benchmark space (bayes method)."""
+    out: dict[str, Any] = {}
+    for p in params:
+        if p.kind == "cat":
+            out[p.name] = {"values": list(p.choices)}
+        elif p.kind == "int":
+            out[p.name] = {"distribution": "int_uniform", "min": int(p.low), "max": int(p.high)}
+        elif p.log:
+            out[p.name] = {"distribution": "log_uniform_values", "min": p.low, "max": p.high}
+        else:
+            out[p.name] = {"distribution": "uniform", "min": p.low, "max": p.high}
+    return {"method": "bayes", "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": out}
+
+
+def _wandb_params(run: Any) -> dict[str, Any]:
+    return {k: v["value"] for k, v in run.config.items()}
+
+
+def run_wandb(problem: Problem, n_trials: int, seed: int) -> list[float]:
+    """W&B sweeps' bayes engine (`sweeps.next_run`)."""
+    import sweeps
+
+    np.random.seed(seed)
+    config = wandb_config(problem.params)
+    runs: list[Any] = []
+    values = []
+    for _ in range(n_trials):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = sweeps.next_run(config, runs)
+        value = problem.objective(_wandb_params(run))
+        run.state = sweeps.RunState.finished
+        run.summary_metrics = {"loss": value}
+        run.history = [{"loss": value}]
+        runs.append(run)
+        values.append(value)
+    return values
+
+
+METHODS: dict[str, Callable[[Problem, int, int], list[float]]] = {
+    "kubesweep-bayes": run_kubesweep("bayes"),
+    "kubesweep-random": run_kubesweep("random"),
+    "optuna-tpe": run_optuna("tpe"),
+    "optuna-gp": run_optuna("gp"),
+    "wandb-bayes": run_wandb,
+}
+
+
+# -- latency: one suggestion after a recorded history ------------------------------------
+
+def history(problem: Problem, n: int, seed: int) -> list[tuple[dict[str, Any], float]]:
+    """n random (params, value) pairs of a problem, the same for every peer."""
+    import kubesweep
+
+    tuner = kubesweep.Tuner(kubesweep_spec(problem.params, "random", n + 100), seed=seed)
+    out = []
+    for _ in range(n):
+        trial = tuner.ask()
+        out.append((trial.params, problem.objective(trial.params)))
+    return out
+
+
+def time_kubesweep(method: str, problem: Problem, done: list, pending: list,
+                   cold: bool = True) -> float:
+    """Seconds for one `Tuner.ask()` after `done` finished and `pending` running trials.
+
+    `cold` empties the GP fit cache first: the time of the first suggestion after the
+    history reached a refit point. Otherwise the fit for this history is cached (the
+    operator's steady state between refit points).
+    """
+    import kubesweep
+    from kubesweep.strategies import bayes
+
+    if cold:
+        bayes._FITS.clear()
+    tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, 10**6), seed=0)
+    for params, value in done:
+        tuner.add(params, value)
+    for params in pending:
+        tuner.add(params, state="pending")
+    start = time.perf_counter()
+    tuner.ask()
+    return time.perf_counter() - start
+
+
+def time_optuna(sampler: str, problem: Problem, done: list, pending: list) -> float:
+    """Seconds for one `study.ask()` (which samples every parameter) after a history."""
+    import optuna
+
+    study = optuna.create_study(sampler=_optuna_sampler(sampler, 0))
+    dists = _optuna_distributions(problem.params)
+    study.add_trials([optuna.trial.create_trial(params=p, distributions=dists, value=v)
+                      for p, v in done])
+    for params in pending:
+        study.enqueue_trial(params)
+        study.ask(dists)  # fixed params: no sampling, becomes a RUNNING trial
+    start = time.perf_counter()
+    study.ask(dists)
+    return time.perf_counter() - start
+
+
+def time_wandb(problem: Problem, done: list, pending: list) -> float:
+    """Seconds for one `sweeps.next_run` after a history."""
+    import sweeps
+
+    np.random.seed(0)
+    config = wandb_config(problem.params)
+    runs = []
+    for params, value in done:
+        runs.append(sweeps.SweepRun(
+            config={k: {"value": v} for k, v in params.items()},
+            state=sweeps.RunState.finished, summary_metrics={"loss": value},
+            history=[{"loss": value}]))
+    for params in pending:
+        runs.append(sweeps.SweepRun(config={k: {"value": v} for k, v in params.items()},
+                                    state=sweeps.RunState.running))
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweeps.next_run(config, runs)
+    return time.perf_counter() - start
