@@ -85,7 +85,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
                         metrics_port=args.metrics_port, liveness_port=args.liveness_port,
                         trial_start_timeout=args.trial_start_timeout,
                         gpu_resource_name=args.gpu_resource_name, workers=args.workers,
-                        verbose=args.verbose)
+                        poll_interval=args.poll_interval,
+                        early_stop_interval=args.early_stop_interval, verbose=args.verbose)
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
@@ -145,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "(unschedulable, image pull errors; default 600)")
     op.add_argument("--gpu-resource-name", default="nvidia.com/gpu", metavar="NAME",
                     help="resource name of spec.trialResources.gpu (default nvidia.com/gpu)")
+    op.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS",
+                    help="look at a running sweep at least this often, events or not "
+                    "(default 30)")
+    op.add_argument("--early-stop-interval", type=float, default=5.0, metavar="SECONDS",
+                    help="how often running trials' metrics are read for early termination "
+                    "(default 5)")
     op.add_argument("--workers", type=int, default=4,
                     help="sweeps reconciled in parallel (default 4)")
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")

@@ -4,7 +4,9 @@ The operator runs as a real subprocess (`python -m kubesweep.cli operator`) with
 test cluster's kubeconfig, watching only the test's namespace, so a test can SIGKILL
 and restart it. Import the fixtures into a test module:
 
-    from tests.k8s.operator_fixtures import crd, operator, OperatorProcess  # noqa: F401
+    from tests.k8s.operator_fixtures import crd_fixture, operator_fixture  # noqa: F401
+
+(the functions are registered under the fixture names `crd` and `operator`).
 """
 
 from __future__ import annotations
@@ -104,8 +106,8 @@ class OperatorProcess:
         return f"operator log {self.log_path}:\n{tail}\n{self.cluster.log_hint()}"
 
 
-@pytest.fixture(scope="session")
-def crd(cluster: ClusterHandle) -> Path:
+@pytest.fixture(scope="session", name="crd")
+def crd_fixture(cluster: ClusterHandle) -> Path:
     """The generated Sweep CRD applied and established."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
@@ -113,12 +115,12 @@ def crd(cluster: ClusterHandle) -> Path:
     return CRD_FILE
 
 
-@pytest.fixture
-def operator(cluster: ClusterHandle, namespace: str, crd: Path,
+@pytest.fixture(name="operator")
+def operator_fixture(cluster: ClusterHandle, namespace: str, crd: Path,
              tmp_path: Path) -> Iterator[OperatorProcess]:
     """A running operator watching the test's namespace (fast timeouts for tests)."""
     op = OperatorProcess(cluster, namespace, tmp_path,
-                         ["--trial-start-timeout", "6", "--poll-interval", "5",
+                         ["--trial-start-timeout", "60", "--poll-interval", "5",
                           "--early-stop-interval", "0.5"])
     op.start()
     yield op

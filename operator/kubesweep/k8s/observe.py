@@ -158,8 +158,8 @@ def pending_state(job: dict[str, Any], pods: list[dict[str, Any]],
                   now: datetime.datetime) -> PendingState:
     """Whether an unfinished trial runs, and for how long it has been waiting to."""
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    is_started = any(started(p) and (p.get("status") or {}).get("phase") == "Running"
-                     for p in live)
+    # a pod that already ended counts too: the Job controller may lag behind it
+    is_started = any(started(p) for p in live)
     stuck = next((r for r in (stuck_reason(p) for p in live) if r), None)
     since = parse_time((job.get("metadata") or {}).get("creationTimestamp")) or now
     if live:

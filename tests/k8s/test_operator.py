@@ -1,0 +1,380 @@
+"""The operator against the real control plane: Sweeps applied with kubectl run to the end.
+
+Nothing is mocked: a real kube-apiserver, controller manager (Job controller, garbage
+collector), scheduler, and the node agent running each pod as a process. The operator
+is a subprocess (`kubesweep operator`), so tests can SIGKILL it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.fixtures import ClusterHandle
+from tests.k8s.operator_fixtures import (  # noqa: F401 (fixtures crd, operator)
+    REPO,
+    OperatorProcess,
+    apply,
+    crd_fixture,
+    events,
+    get_sweep,
+    jobs,
+    operator_fixture,
+    sweep_manifest,
+    trial_records,
+    wait_phase,
+    wait_until,
+)
+
+pytestmark = pytest.mark.k8s
+
+EXAMPLES = REPO / "examples"
+# prints loss = (x - 0.3)^2 for a float parameter x
+QUADRATIC = "x=${params.x}; print(f'loss={(x - 0.3) ** 2}')"
+
+
+def _conditions(sweep: dict) -> dict[str, dict]:
+    return {c["type"]: c for c in sweep["status"].get("conditions") or []}
+
+
+def _load_example(name: str) -> dict:
+    doc = yaml.safe_load((EXAMPLES / name).read_text())
+    # The node agent runs commands from the repository root; the examples' commands are
+    # relative to examples/, where `kubesweep run` runs them. workingDir is the one
+    # change (a real cluster runs the example image, whose working dir holds the script).
+    container = doc["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["workingDir"] = str(EXAMPLES)
+    return doc
+
+
+def test_examples_run_to_success(cluster: ClusterHandle, namespace: str,
+                                 operator: OperatorProcess):
+    """Each example Sweep runs to Succeeded; the status holds every trial's parameters
+    and metric, and the best trial is the best of that history."""
+    names = {}
+    for file in ("digits-mlp.yaml", "digits-mlp-random.yaml", "digits-mlp-grid.yaml"):
+        doc = _load_example(file)
+        apply(cluster, namespace, doc)
+        names[doc["metadata"]["name"]] = doc
+    for name, doc in names.items():
+        sweep = wait_phase(cluster, operator, namespace, name, timeout=400)
+        status = sweep["status"]
+        assert status["phase"] == "Succeeded", status["conditions"]
+        budget = doc["spec"].get("maxTrials", 16)
+        records = trial_records(sweep)
+        assert len(records) == budget == status["trials"]["succeeded"], \
+            (name, status["trials"], status["history"].get("reasons"))
+        assert sorted(r["index"] for r in records) == list(range(budget))
+        for r in records:
+            assert set(r["params"]) == {"epochs", "learning_rate"}
+            assert 0 < r["value"] <= 1
+        best = max(records, key=lambda r: r["value"])
+        assert status["bestValue"] == best["value"]
+        assert status["bestTrial"]["params"] == best["params"]
+        assert status["bestTrial"]["metrics"]["val_acc"] == best["value"]
+        assert _conditions(sweep)["Succeeded"]["status"] == "True"
+        assert status["progress"] == f"{budget}/{budget}"
+    grid = trial_records(get_sweep(cluster, namespace, "digits-mlp-grid"))
+    assert len({(r["params"]["epochs"], r["params"]["learning_rate"]) for r in grid}) == 16
+    out = cluster.kubectl("get", "sw", "-n", namespace).stdout
+    assert "METHOD" in out and "digits-mlp-grid" in out and "16/16" in out
+    # kubectl wait works on the standard condition
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Succeeded", "--timeout=5s",
+                    "sweep/digits-mlp")
+
+
+def test_failing_trials_are_recorded_with_reasons(cluster: ClusterHandle, namespace: str,
+                                                  operator: OperatorProcess):
+    """A Job that exits 1 and a trial that prints no metric fail with the reason; the
+    sweep still succeeds on the trial that worked."""
+    command = ("import sys; m='${params.mode}'\n"
+               "if m == 'crash': print('boom', file=sys.stderr); sys.exit(1)\n"
+               "if m == 'silent': print('training done, no metric')\n"
+               "if m == 'ok': print('loss=0.25')\n")
+    apply(cluster, namespace, sweep_manifest(
+        "fails", command, method="grid", parallelism=3,
+        parameters={"mode": {"values": ["ok", "crash", "silent"]}}))
+    sweep = wait_phase(cluster, operator, namespace, "fails")
+    status = sweep["status"]
+    assert status["phase"] == "Succeeded"
+    assert status["trials"]["succeeded"] == 1 and status["trials"]["failed"] == 2
+    by_mode = {r["params"]["mode"]: r for r in trial_records(sweep)}
+    assert by_mode["ok"]["state"] == "succeeded" and by_mode["ok"]["value"] == 0.25
+    assert by_mode["crash"]["state"] == "failed"
+    assert "exited with code 1" in by_mode["crash"]["reason"]
+    assert by_mode["silent"]["state"] == "failed"
+    assert "printed no 'loss' metric" in by_mode["silent"]["reason"]
+    reasons = {e["reason"] for e in events(cluster, namespace, "fails")}
+    assert {"TrialCreated", "TrialSucceeded", "TrialFailed", "SweepSucceeded"} <= reasons
+
+
+def test_unschedulable_trial_fails_after_the_start_timeout(cluster: ClusterHandle,
+                                                           namespace: str,
+                                                           operator: OperatorProcess):
+    """A trial asking for more GPUs than any node has fails (after --trial-start-timeout,
+    6 s here) with the scheduler's reason; meanwhile it is counted as unschedulable."""
+    operator.stop()
+    operator.start("--trial-start-timeout", "6")
+    apply(cluster, namespace, sweep_manifest(
+        "greedy", QUADRATIC, maxTrials=1, trialResources={"gpu": 16}))
+    gauge = f'kubesweep_trials_unschedulable{{namespace="{namespace}",sweep="greedy"}} 1.0'
+    wait_until(lambda: gauge in operator.metrics(), 30, "the unschedulable gauge", operator)
+    job = jobs(cluster, namespace, "greedy")[0]
+    limits = job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"nvidia.com/gpu": "16"}
+    sweep = wait_phase(cluster, operator, namespace, "greedy", timeout=60)
+    assert sweep["status"]["phase"] == "Failed"
+    assert _conditions(sweep)["Failed"]["reason"] == "NoSuccessfulTrial"
+    (record,) = trial_records(sweep)
+    assert record["state"] == "failed"
+    assert "did not start within 6s" in record["reason"]
+    assert "nvidia.com/gpu" in record["reason"]  # the scheduler's own message
+    # the stuck Job is deleted, so its pod stops waiting for GPUs
+    wait_until(lambda: not jobs(cluster, namespace, "greedy"), 30, "Job deleted", operator)
+
+
+def test_max_failed_trials_fails_the_sweep(cluster: ClusterHandle, namespace: str,
+                                           operator: OperatorProcess):
+    apply(cluster, namespace, sweep_manifest(
+        "doomed", "import sys; sys.exit(3)", maxTrials=20, maxFailedTrials=2))
+    sweep = wait_phase(cluster, operator, namespace, "doomed")
+    status = sweep["status"]
+    assert status["phase"] == "Failed"
+    cond = _conditions(sweep)["Failed"]
+    assert cond["status"] == "True" and cond["reason"] == "TooManyFailedTrials"
+    assert "maxFailedTrials=2" in cond["message"]
+    assert status["trials"]["failed"] == 3  # more than 2, then no more trials
+    assert status["trials"]["created"] == 3
+    assert len(jobs(cluster, namespace, "doomed")) == 3
+
+
+def test_metric_target_ends_the_sweep_and_stops_the_rest(cluster: ClusterHandle,
+                                                         namespace: str,
+                                                         operator: OperatorProcess):
+    """Trial 0 reaches the target at once; the slow trials still running are stopped."""
+    command = ("import time; i=${trial.index}\n"
+               "if i == 0: print('loss=0.01')\n"
+               "else: time.sleep(60); print('loss=1')\n")
+    manifest = sweep_manifest("target", command, maxTrials=30, parallelism=3)
+    manifest["spec"]["metric"]["target"] = 0.05
+    apply(cluster, namespace, manifest)
+    sweep = wait_phase(cluster, operator, namespace, "target", timeout=60)
+    status = sweep["status"]
+    assert status["phase"] == "Succeeded"
+    assert _conditions(sweep)["Succeeded"]["reason"] == "TargetReached"
+    states = {r["index"]: r["state"] for r in trial_records(sweep)}
+    assert states[0] == "succeeded"
+    assert all(s == "stopped" for i, s in states.items() if i != 0)
+    assert status["trials"]["created"] < 30
+    wait_until(lambda: all(j["metadata"]["name"] == "target-0"
+                           for j in jobs(cluster, namespace, "target")),
+               30, "the stopped trials' Jobs to be deleted", operator)
+
+
+def test_early_termination_stops_poor_trials(cluster: ClusterHandle, namespace: str,
+                                             operator: OperatorProcess):
+    """Median rule: once two trials finished, a trial whose curve is worse than theirs
+    at the same step is stopped (its Job deleted) and recorded as Stopped."""
+    command = ("import time; x=${params.x}\n"
+               "for s in range(1, 13):\n"
+               "    print(f'step={s} loss={x + 1 / s}', flush=True); time.sleep(0.35)\n")
+    apply(cluster, namespace, sweep_manifest(
+        "early", command, method="grid", parallelism=1,
+        parameters={"x": {"values": [0.1, 0.2, 5.0, 7.0]}},
+        earlyTerminate={"type": "median", "minIter": 2, "minTrials": 2}))
+    sweep = wait_phase(cluster, operator, namespace, "early", timeout=120)
+    records = {r["params"]["x"]: r for r in trial_records(sweep)}
+    assert records[0.1]["state"] == "succeeded" and records[0.2]["state"] == "succeeded"
+    for x in (5.0, 7.0):
+        assert records[x]["state"] == "stopped", records[x]
+        assert "median rule" in records[x]["reason"]
+    assert sweep["status"]["phase"] == "Succeeded"
+    assert sweep["status"]["trials"]["stopped"] == 2
+    stopped_jobs = {f"early-{r['index']}" for r in records.values() if r["state"] == "stopped"}
+    wait_until(lambda: not stopped_jobs & {j["metadata"]["name"]
+                                           for j in jobs(cluster, namespace, "early")},
+               30, "stopped Jobs to be deleted", operator)
+    assert any(e["reason"] == "TrialStopped" for e in events(cluster, namespace, "early"))
+
+
+def test_operator_killed_at_any_point_loses_and_duplicates_nothing(
+        cluster: ClusterHandle, namespace: str, operator: OperatorProcess):
+    """SIGKILL the operator at several points of a running sweep (right after the first
+    Jobs appear, while trials run, just as results are recorded) and restart it: the
+    sweep ends with exactly maxTrials trials, one Job each, every value matching its
+    parameters (loss = (x - 0.3)^2, computed by the trial itself)."""
+    command = "import time; time.sleep(0.7); " + QUADRATIC
+    apply(cluster, namespace, sweep_manifest("restarts", command, maxTrials=14,
+                                             parallelism=3, seed=7))
+
+    def created() -> int:
+        return len(jobs(cluster, namespace, "restarts"))
+
+    def recorded() -> int:
+        status = get_sweep(cluster, namespace, "restarts").get("status") or {}
+        return int((status.get("history") or {}).get("count") or 0)
+
+    kill_points = [
+        ("first Jobs created", lambda: created() >= 1),
+        ("trials running, some recorded", lambda: recorded() >= 3),
+        ("mid-sweep", lambda: created() >= 9),
+        ("late", lambda: recorded() >= 11),
+    ]
+    for what, ready in kill_points:
+        wait_until(ready, 120, what, operator, interval=0.05)
+        operator.kill9()
+        time.sleep(0.5)  # trials keep finishing while the operator is down
+        operator.start()
+    sweep = wait_phase(cluster, operator, namespace, "restarts", timeout=120)
+    assert operator.starts == 5
+    status = sweep["status"]
+    assert status["phase"] == "Succeeded"
+    records = trial_records(sweep)
+    assert sorted(r["index"] for r in records) == list(range(14))
+    assert all(r["state"] == "succeeded" for r in records)
+    for r in records:
+        assert math.isclose(r["value"], (r["params"]["x"] - 0.3) ** 2, rel_tol=1e-9)
+    names = [j["metadata"]["name"] for j in jobs(cluster, namespace, "restarts")]
+    assert sorted(names) == sorted(f"restarts-{i}" for i in range(14))
+    # the same seed without interruptions suggests the same parameters: rebuilt tuners
+    # ask exactly what an uninterrupted one would have (random strategy)
+    from kubesweep.spec import parse_spec
+    from kubesweep.tuner import Tuner
+
+    tuner = Tuner(parse_spec(sweep["spec"]))
+    expected = [t.params for t in tuner.ask(14)]
+    assert [r["params"] for r in sorted(records, key=lambda r: r["index"])] == expected
+
+
+def test_invalid_sweeps_are_refused_by_kubectl_apply(cluster: ClusterHandle, namespace: str,
+                                                     crd: Path):
+    """The CRD's schema and CEL rules refuse bad manifests with the field and the fix."""
+    base = sweep_manifest("bad", QUADRATIC)
+    cases = []
+    m = copy.deepcopy(base)
+    m["spec"]["parameters"]["x"] = {"distribution": "log_uniform_values", "min": 0, "max": 1}
+    cases.append((m, "log distributions need min > 0"))
+    m = copy.deepcopy(base)
+    m["spec"]["parameters"]["x"] = {"min": 5.0, "max": 1.0}
+    cases.append((m, "min must be less than max"))
+    m = copy.deepcopy(base)
+    del m["spec"]["maxTrials"]
+    cases.append((m, "maxTrials is required for method random and bayes"))
+    m = copy.deepcopy(base)
+    m["spec"]["method"] = "annealing"
+    cases.append((m, 'spec.method: Unsupported value: "annealing"'))
+    m = copy.deepcopy(base)
+    m["spec"]["parameters"]["x"]["distribution"] = "log_uniform"
+    cases.append((m, "spec.parameters.x.distribution: Unsupported value"))
+    m = copy.deepcopy(base)
+    m["spec"]["parallelism"] = 0
+    cases.append((m, "spec.parallelism: Invalid value: 0"))
+    m = copy.deepcopy(base)
+    m["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"] = []
+    cases.append((m, "containers in body should have at least 1 items"))
+    m = copy.deepcopy(base)
+    m["spec"]["parameters"]["x"]["mni"] = 3
+    cases.append((m, 'unknown field "spec.parameters.x.mni"'))
+    m = copy.deepcopy(base)
+    m["spec"]["earlyTerminate"] = {"type": "hyperband"}
+    cases.append((m, "hyperband needs `minIter`"))
+    for manifest, message in cases:
+        result = apply(cluster, namespace, manifest, check=False)
+        assert result.returncode != 0, f"accepted: {manifest['spec']}"
+        assert message in result.stderr, result.stderr
+
+    # a valid Sweep: only parallelism and maxTrials may change afterwards
+    apply(cluster, namespace, base)
+    changed = copy.deepcopy(base)
+    changed["spec"]["parallelism"] = 3
+    changed["spec"]["maxTrials"] = 9
+    apply(cluster, namespace, changed)
+    changed["spec"]["method"] = "bayes"
+    result = apply(cluster, namespace, changed, check=False)
+    assert result.returncode != 0
+    assert "only parallelism and maxTrials" in result.stderr
+
+
+def test_spec_errors_the_schema_cannot_see_go_to_status(cluster: ClusterHandle,
+                                                        namespace: str,
+                                                        operator: OperatorProcess):
+    """What only the pydantic models catch (here: probabilities vs values) fails the
+    Sweep with the field named in a condition and a Warning event; the operator keeps
+    running other Sweeps."""
+    bad = sweep_manifest("probs", QUADRATIC, parameters={
+        "act": {"values": ["a", "b", "c"], "probabilities": [0.5, 0.5]}})
+    apply(cluster, namespace, bad)
+    apply(cluster, namespace, sweep_manifest("fine", QUADRATIC, maxTrials=2))
+    sweep = wait_phase(cluster, operator, namespace, "probs", timeout=30)
+    cond = _conditions(sweep)["Failed"]
+    assert cond["reason"] == "InvalidSpec"
+    assert "spec.parameters.act" in cond["message"] and "probabilities" in cond["message"]
+    assert any(e["reason"] == "InvalidSpec" for e in events(cluster, namespace, "probs"))
+    assert wait_phase(cluster, operator, namespace, "fine")["status"]["phase"] == "Succeeded"
+
+
+def test_deleting_a_sweep_deletes_its_jobs(cluster: ClusterHandle, namespace: str,
+                                           operator: OperatorProcess):
+    apply(cluster, namespace, sweep_manifest("gone", "import time; time.sleep(30)",
+                                             maxTrials=4, parallelism=2))
+    wait_until(lambda: len(jobs(cluster, namespace, "gone")) == 2, 30, "2 Jobs", operator)
+    cluster.kubectl("delete", "-n", namespace, "sweep/gone", "--wait=true", "--timeout=30s")
+    wait_until(lambda: not jobs(cluster, namespace, "gone"), 60,
+               "the garbage collector to delete the Jobs", operator)
+
+
+def test_raising_max_trials_continues_a_finished_sweep(cluster: ClusterHandle,
+                                                       namespace: str,
+                                                       operator: OperatorProcess):
+    apply(cluster, namespace, sweep_manifest("more", QUADRATIC, maxTrials=2))
+    wait_phase(cluster, operator, namespace, "more")
+    cluster.kubectl("patch", "-n", namespace, "sweep/more", "--type=merge",
+                    "-p", '{"spec": {"maxTrials": 4}}')
+    sweep = wait_until(
+        lambda: (s := get_sweep(cluster, namespace, "more"))["status"].get("progress") == "4/4"
+        and s["status"]["phase"] == "Succeeded" and s, 60, "4 trials", operator)
+    assert len(trial_records(sweep)) == 4
+
+
+SERIES = [
+    "kubesweep_sweeps{", "kubesweep_trials{", "kubesweep_trials_created_total{",
+    "kubesweep_sweep_best_value{", "kubesweep_trial_value{", "kubesweep_sweep_max_trials{",
+    "kubesweep_trials_unschedulable{", "kubesweep_trial_duration_seconds_bucket{",
+    "kubesweep_suggest_duration_seconds_bucket{", "kubesweep_reconcile_duration_seconds_bucket{",
+]
+
+
+def test_metrics_endpoint_exposes_the_series(cluster: ClusterHandle, namespace: str,
+                                             operator: OperatorProcess):
+    apply(cluster, namespace, sweep_manifest("metered", QUADRATIC, maxTrials=3))
+    sweep = wait_phase(cluster, operator, namespace, "metered")
+    text = operator.metrics()
+    for series in SERIES:
+        assert series in text, f"{series} missing from /metrics"
+    assert _has(text, "kubesweep_sweeps", namespace, "metered", 'phase="Succeeded"', "1.0")
+    assert _has(text, "kubesweep_sweeps", namespace, "metered", 'phase="Running"', "0.0")
+    assert _has(text, "kubesweep_trials", namespace, "metered", 'state="succeeded"', "3.0")
+    assert _has(text, "kubesweep_trials_created_total", namespace, "metered", "", "3.0")
+    assert _has(text, "kubesweep_sweep_max_trials", namespace, "metered", "", "3.0")
+    best = sweep["status"]["bestValue"]
+    assert _has(text, "kubesweep_sweep_best_value", namespace, "metered", 'metric="loss"',
+                repr(float(best)))
+    # error counters are declared (TYPE line) even before any error, so rate() works
+    assert "# TYPE kubesweep_reconcile_errors_total counter" in text
+    assert "# TYPE kubesweep_api_errors_total counter" in text
+
+
+def _has(text: str, name: str, namespace: str, sweep: str, extra: str, value: str) -> bool:
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        labels, _, got = line.rpartition(" ")
+        if f'namespace="{namespace}"' in labels and f'sweep="{sweep}"' in labels and \
+                (not extra or extra in labels) and float(got) == float(value):
+            return True
+    return False
