@@ -386,3 +386,22 @@ def test_every_dashboard_query_parses(tmp_path: Path):
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     proc = run([_promtool(), "check", "rules", str(path)], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_docs_values_table_lists_every_value():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    table = (REPO_ROOT / "docs" / "helm.md").read_text()
+    whole = {"podSecurityContext", "securityContext", "resources"}  # one row each
+
+    def keys(node: dict[str, Any], prefix: str = "") -> list[str]:
+        out = []
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict) and value and key not in whole:
+                out += keys(value, path + ".")
+            else:
+                out.append(path)
+        return out
+
+    missing = [k for k in keys(values) if f"| `{k}` |" not in table]
+    assert not missing, f"docs/helm.md lacks rows for {missing}"

@@ -83,6 +83,9 @@ def install(cluster: ClusterHandle) -> Iterator[Any]:
         suffix = uuid.uuid4().hex[:5]
         name, namespace = f"ks-{suffix}", f"ks-system-{suffix}"
         cluster.kubectl("create", "namespace", namespace)
+        # the operator pod must pass the strictest Pod Security Standard
+        cluster.kubectl("label", "namespace", namespace,
+                        "pod-security.kubernetes.io/enforce=restricted")
         # the pod's processes share this machine's network: free host ports
         metrics_port, liveness_port = free_port(), free_port()
         operator = {"metricsPort": metrics_port, "livenessPort": liveness_port}
@@ -164,6 +167,11 @@ def test_install_cluster_wide_runs_a_sweep_as_the_service_account(
     cluster.kubectl("get", "serviceaccount", release.service_account, "-n", release.namespace)
     cluster.kubectl("get", "service", f"{release.fullname}-metrics", "-n", release.namespace)
     cluster.kubectl("get", "configmap", f"{release.fullname}-dashboard", "-n", release.namespace)
+    # Pod Security admission is live in the release namespace (a plain pod is refused),
+    # so the operator pod running there passed the "restricted" standard
+    plain = cluster.kubectl("run", "plain", "-n", release.namespace, "--image=busybox",
+                            "--dry-run=server", check=False)
+    assert plain.returncode != 0 and "violates PodSecurity" in plain.stderr, plain.stderr
     deploy = json.loads(cluster.kubectl("get", "deployment", release.fullname, "-n",
                                         release.namespace, "-o", "json").stdout)
     assert deploy["spec"]["replicas"] == 1
