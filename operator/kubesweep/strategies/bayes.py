@@ -60,6 +60,9 @@ class BayesStrategy(Strategy):
         refit_every_until: int = 64,
         init_pool: int = 64,
         init_edge: float = 1.0,
+        fit_starts: int = 1,
+        local_share: float = 0.25,
+        prior_quantile: float | None = 0.75,
         **options: Any,
     ) -> None:
         super().__init__(space, **options)
@@ -75,6 +78,9 @@ class BayesStrategy(Strategy):
         self.refit_every_until = refit_every_until
         self.init_pool = init_pool
         self.init_edge = init_edge
+        self.fit_starts = fit_starts
+        self.local_share = local_share
+        self.prior_quantile = prior_quantile
         self._grid = self._enumerate()
 
     # -- features: numeric coordinates + category indices --------------------------------
@@ -185,7 +191,7 @@ class BayesStrategy(Strategy):
     def _training_set(self, enc: np.ndarray, losses: np.ndarray, cap: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features and transformed targets of at most `cap` trials."""
-        y = transform_losses(losses)
+        y = transform_losses(losses, self.prior_quantile)
         keep = np.arange(len(y))
         if len(y) > cap:
             # the best half (where EI looks) plus an even spread of the rest (global shape)
@@ -208,13 +214,13 @@ class BayesStrategy(Strategy):
         for part in (self.num_cols, np.asarray(self.n_categories), enc, losses):
             digest.update(np.ascontiguousarray(part).tobytes())
             digest.update(b"|")
-        digest.update(str(self.fit_points).encode())
+        digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile}".encode())
         key = digest.digest()
         if key in _FITS:
             _FITS.move_to_end(key)
             return _FITS[key]
         xn, xc, y = self._training_set(enc, losses, self.fit_points)
-        hyper = fit_hyper(xn, xc, y)
+        hyper = fit_hyper(xn, xc, y, starts=self.fit_starts)
         _FITS[key] = hyper
         while len(_FITS) > 64:
             _FITS.popitem(last=False)
@@ -266,7 +272,7 @@ class BayesStrategy(Strategy):
         sn, sc = self._features(self._sobol(self.n_candidates, rng))
         n_best = min(5, len(gp.y))
         best = np.argsort(gp.y, kind="stable")[:n_best]
-        per = max(1, self.n_candidates // (4 * n_best))
+        per = max(1, int(self.n_candidates * self.local_share) // n_best)
         ln = np.repeat(gp.xn[best], per, axis=0)
         lc = np.repeat(gp.xc[best], per, axis=0)
         if ln.shape[1]:
