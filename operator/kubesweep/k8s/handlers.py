@@ -95,6 +95,9 @@ def install(operator: Operator) -> None:
 def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf posts k8s events for its own handler errors; ours are posted by reconcile
     settings.posting.level = logging.WARNING
+    # no cluster-wide watches of CRDs and namespaces: a namespace-scoped install needs no
+    # cluster-scoped RBAC. The Sweep CRD must exist when the operator starts.
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [1, 2, 5, 10]
