@@ -195,3 +195,13 @@ def test_log_h_is_finite_and_monotone_far_into_the_tails():
     z = np.array([-1e6, -1e4, -300.0, -40.0, -5.0, -1.0, 0.0, 3.0, 50.0])
     value, _ = log_h(z)
     assert np.all(np.isfinite(value)) and np.all(np.diff(value) > 0)
+
+
+def test_trials_that_no_longer_fit_the_space_are_ignored():
+    space = space_of({"x": {"min": 0.0, "max": 1.0}, "c": {"values": ["a", "b"]}})
+    finished = [Observation({"x": i / 10, "c": "a"}, float(i)) for i in range(8)]
+    finished += [Observation({"x": 0.5, "c": "removed"}, 0.0), Observation({"y": 1}, 1.0),
+                 Observation({"x": 0.2, "c": "b"}, "oops")]  # type: ignore[arg-type]
+    pending = [{"x": 0.3, "c": "gone"}]
+    p = make_strategy("bayes", space).suggest(finished, pending, np.random.default_rng(0))
+    assert 0.0 <= p["x"] <= 1.0 and p["c"] in ("a", "b")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -41,6 +43,7 @@ from kubesweep.strategies.warping import transform_losses
 #: history has grown past a refit point. It only saves time: a fit is a pure function of
 #: its key.
 _FITS: OrderedDict[bytes, Hyper] = OrderedDict()
+_FITS_LOCK = threading.Lock()
 
 #: Enumerate and score every point of discrete spaces up to this size.
 _MAX_ENUMERATED = 4096
@@ -110,6 +113,24 @@ class BayesStrategy(Strategy):
             return None
         return self.space.encode_many(points)
 
+    def _encode_all(self, params_list: Sequence[Params], canonical: bool
+                    ) -> tuple[np.ndarray, list[int]]:
+        """Encodings of the parameter sets that fit the space, and which ones those were.
+
+        A trial recorded before the spec was edited (a removed choice, a missing name)
+        cannot be placed in the space; it is left out rather than failing the sweep.
+        """
+        rows, kept = [], []
+        for i, params in enumerate(params_list):
+            try:
+                rows.append(self.space.canonical(params) if canonical
+                            else self.space.encode(params))
+            except (KeyError, ValueError, TypeError):
+                continue
+            kept.append(i)
+        enc = np.array(rows, dtype=float).reshape(len(rows), self.space.width)
+        return enc, kept
+
     @staticmethod
     def _key(enc: np.ndarray) -> bytes:
         return np.round(enc, 9).tobytes()
@@ -133,10 +154,9 @@ class BayesStrategy(Strategy):
         pending: Sequence[Params],
         rng: np.random.Generator,
     ) -> Params | None:
-        pending_enc = np.array([self.space.canonical(p) for p in pending]).reshape(
-            len(pending), self.space.width)
-        finished_enc = self.space.encode_many([o.params for o in finished])
-        losses = np.array([np.nan if o.loss is None else float(o.loss) for o in finished])
+        pending_enc, _ = self._encode_all(pending, canonical=True)
+        finished_enc, kept = self._encode_all([o.params for o in finished], canonical=False)
+        losses = np.array([_as_loss(finished[i].loss) for i in kept])
         usable = np.isfinite(losses)
 
         if self._grid is not None:
@@ -216,14 +236,16 @@ class BayesStrategy(Strategy):
             digest.update(b"|")
         digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile}".encode())
         key = digest.digest()
-        if key in _FITS:
-            _FITS.move_to_end(key)
-            return _FITS[key]
+        with _FITS_LOCK:
+            if key in _FITS:
+                _FITS.move_to_end(key)
+                return _FITS[key]
         xn, xc, y = self._training_set(enc, losses, self.fit_points)
         hyper = fit_hyper(xn, xc, y, starts=self.fit_starts)
-        _FITS[key] = hyper
-        while len(_FITS) > 64:
-            _FITS.popitem(last=False)
+        with _FITS_LOCK:
+            _FITS[key] = hyper
+            while len(_FITS) > 64:
+                _FITS.popitem(last=False)
         return hyper
 
     def _model_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
@@ -282,6 +304,14 @@ class BayesStrategy(Strategy):
             flip = rng.random(len(lc)) < 0.2
             lc[flip, j] = rng.integers(0, k, size=int(flip.sum()))
         return np.vstack([sn, ln]), np.vstack([sc, lc])
+
+
+def _as_loss(loss: object) -> float:
+    """The loss as a float; NaN (a failed trial) when missing or not a number."""
+    try:
+        return float(loss)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 @functools.cache
