@@ -180,6 +180,9 @@ def test_install_cluster_wide_runs_a_sweep_as_the_service_account(
     assert _can_i(cluster, release, "watch", "sweeps.kubesweep.io", "-A")
     for denied in (("get", "secrets", "-n", namespace), ("create", "pods", "-n", namespace),
                    ("delete", "sweeps.kubesweep.io", "-n", namespace),
+                   ("patch", "sweeps.kubesweep.io", "-n", namespace),
+                   ("update", "sweeps.kubesweep.io", "-n", namespace),
+                   ("list", "namespaces"),
                    ("create", "sweeps.kubesweep.io", "-n", namespace),
                    ("update", "jobs", "-n", namespace), ("delete", "pods", "-n", namespace),
                    ("create", "customresourcedefinitions"), ("list", "nodes")):
@@ -191,9 +194,21 @@ def test_install_cluster_wide_runs_a_sweep_as_the_service_account(
         assert resp.status == 200
 
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_sweep("digits"))
+    # a sweep that ends at its target while trials run: they are stopped, Jobs deleted
+    target = yaml.safe_load(_sweep("target", maxTrials=10, parallelism=3))
+    target["spec"]["metric"] = {"name": "loss", "goal": "minimize", "target": 0.05}
+    target["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0].update(
+        command=["python", "-c", "import time; i=${trial.index}\n"
+                 "if i == 0: print('loss=0.01')\nelse: time.sleep(120)"], args=[])
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(target))
     status = _wait_phase(cluster, release, namespace, "digits", "Succeeded")
     assert status["trials"]["succeeded"] == 4, status
     assert 0 < status["bestValue"] <= 1
+    status = _wait_phase(cluster, release, namespace, "target", "Succeeded")
+    assert status["trials"]["stopped"] >= 1, status
+    wait_for(lambda: [j.metadata.name for j in cluster.batch().list_namespaced_job(
+        namespace, label_selector="kubesweep.io/sweep=target").items] == ["target-0"], 60,
+        "the stopped trials' Jobs deleted by the operator", _operator_log(cluster, release))
     metrics = _metrics_text(release.metrics_port) or ""
     assert 'kubesweep_api_errors_total{' not in metrics, \
         "API calls failed under the chart's RBAC:\n" + "\n".join(

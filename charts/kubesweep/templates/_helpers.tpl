@@ -61,37 +61,36 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 The rules the operator needs on namespaced objects, shared by the ClusterRole
-(cluster-wide mode) and each Role (watchNamespaces mode). docs/rbac.md explains each.
+(cluster-wide mode) and each Role (watchNamespaces mode): exactly the calls of
+kubesweep.k8s.api plus kopf's watches and events (docs/helm.md explains each; a test
+checks every call in the operator's code is granted).
 */}}
 {{- define "kubesweep.namespacedRules" -}}
 - apiGroups: ["kubesweep.io"]
   resources: ["sweeps"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["kubesweep.io"]
   resources: ["sweeps/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "delete", "get", "list", "watch"]
+  verbs: ["create", "delete", "list", "watch", "patch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
-- apiGroups: ["", "events.k8s.io"]
+- apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*
-What kopf reads cluster-wide: namespaces (to follow namespace patterns) and CRDs (to
-notice when the Sweep CRD appears or changes).
+What kopf reads cluster-wide in cluster-wide mode: CRDs, to notice the Sweep CRD being
+created or changed. (It lists namespaces only when given namespaces, so no grant here.)
 */}}
 {{- define "kubesweep.clusterRules" -}}
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
