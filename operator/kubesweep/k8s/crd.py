@@ -85,7 +85,11 @@ RULES: dict[str, list[dict[str, str]]] = {
               "self.trialTemplate == oldSelf.trialTemplate && "
               "(has(self.seed) ? self.seed : 0) == (has(oldSelf.seed) ? oldSelf.seed : 0) && "
               "has(self.earlyTerminate) == has(oldSelf.earlyTerminate) && "
-              "(!has(self.earlyTerminate) || self.earlyTerminate == oldSelf.earlyTerminate)",
+              "(!has(self.earlyTerminate) || self.earlyTerminate == oldSelf.earlyTerminate) && "
+              "has(self.trialResources) == has(oldSelf.trialResources) && "
+              "(!has(self.trialResources) || self.trialResources == oldSelf.trialResources) && "
+              "(has(self.primaryContainer) ? self.primaryContainer : '') == "
+              "(has(oldSelf.primaryContainer) ? oldSelf.primaryContainer : '')",
               "only parallelism and maxTrials (and maxFailedTrials, trialRetries) may change "
               "once a Sweep is created; to change the search, create a new Sweep"),
     ],
