@@ -105,6 +105,9 @@ def install(cluster: ClusterHandle) -> Iterator[Any]:
     for release in installed:
         helm("uninstall", release.name, "--namespace", release.namespace, "--wait",
              kubeconfig=cluster.kubeconfig, check=False)
+        # a cluster-wide operator must be gone before the next test's sweeps appear
+        wait_for(lambda ns=release.namespace: not cluster.core().list_namespaced_pod(
+            ns).items, 60, f"the operator pod in {release.namespace} to stop")
         cluster.kubectl("delete", "namespace", release.namespace, "--wait=false",
                         check=False)
 
