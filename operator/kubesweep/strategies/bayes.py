@@ -181,8 +181,8 @@ class BayesStrategy(Strategy):
         if candidates is None:
             n = self.init_pool if len(taken) else 1
             candidates = self._sobol(n, rng)
-        elif len(candidates) > 256:
-            candidates = candidates[rng.choice(len(candidates), 256, replace=False)]
+        else:  # a random subset, so the first trial of a discrete space is random too
+            candidates = candidates[rng.permutation(len(candidates))[:256]]
         if not len(taken):
             return candidates[0]
         cn, cc = self._features(candidates)
