@@ -107,24 +107,42 @@ def _rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
             for resource in rule["resources"] for verb in rule["verbs"]}
 
 
-#: The grants docs/helm.md documents: exactly these, nothing more.
-NAMESPACED_GRANTS = (
-    {("kubesweep.io", "sweeps", v) for v in ("get", "list", "watch")}
-    | {("kubesweep.io", "sweeps/status", "patch")}
-    | {("batch", "jobs", v) for v in ("create", "delete", "list", "watch", "patch")}
-    | {("", "pods", "list"), ("", "pods/log", "get"), ("", "events", "create")})
+def _rbac_md_grants() -> set[tuple[str, str, str]]:
+    """The rules of docs/rbac.md's YAML block: the operator's own list, proven enough by
+    tests/k8s/test_operator_rbac.py."""
+    text = (REPO_ROOT / "docs" / "rbac.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert block, "docs/rbac.md has no ```yaml block"
+    return _rules(yaml.safe_load(block.group(1)))
+
+
+#: What the operator needs (docs/rbac.md): exactly these, nothing more.
+GRANTS = _rbac_md_grants()
 #: (group, resource) of the resource names kubesweep.k8s.api passes to its _call.
 API_GROUPS = {"sweeps": "kubesweep.io", "sweeps/status": "kubesweep.io", "jobs": "batch",
               "pods": "", "pods/log": "", "events": ""}
-CLUSTER_GRANTS = {("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-                  ("apiextensions.k8s.io", "customresourcedefinitions", "watch")}
 
 
-def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_needed_verbs():
+def test_rbac_md_grants_every_api_call_in_the_operators_code():
+    """The operator makes its calls through Api._call(verb, resource, ...) and kopf
+    watches (list + watch) the resources of its handlers: all must be granted."""
+    source = (REPO_ROOT / "operator/kubesweep/k8s/api.py").read_text()
+    calls = set(re.findall(r'self\._call\("([a-z]+)", "([a-z/]+)"', source))
+    assert len(calls) >= 8, f"Api._call pattern not found; the test needs updating: {calls}"
+    handlers = (REPO_ROOT / "operator/kubesweep/k8s/handlers.py").read_text()
+    assert "@kopf.on.event(API_GROUP, VERSION, PLURAL)" in handlers
+    assert '@kopf.on.event("batch", "v1", "jobs"' in handlers
+    watched = {(v, r) for r in ("sweeps", "jobs") for v in ("list", "watch")}
+    needed = {(API_GROUPS[r], r, v) for v, r in calls | watched}
+    missing = needed - GRANTS
+    assert not missing, f"the operator calls {sorted(missing)}, not granted in docs/rbac.md"
+
+
+def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_rbac_md_rules():
     docs = render(crds=False)
     assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
     [role] = by_kind(docs, "ClusterRole")
-    assert _rules(role) == NAMESPACED_GRANTS | CLUSTER_GRANTS
+    assert _rules(role) == GRANTS
     [binding] = by_kind(docs, "ClusterRoleBinding")
     [sa] = by_kind(docs, "ServiceAccount")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -134,30 +152,13 @@ def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_needed_verbs():
     assert "--all-namespaces" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
-def test_every_api_call_of_the_operator_is_granted():
-    """The operator makes its calls through Api._call(verb, resource, ...) and kopf
-    watches (list + watch) the resources of its handlers: all must be in the Role."""
-    source = (REPO_ROOT / "operator/kubesweep/k8s/api.py").read_text()
-    calls = set(re.findall(r'self\._call\("([a-z]+)", "([a-z/]+)"', source))
-    assert len(calls) >= 8, f"Api._call pattern not found; the test needs updating: {calls}"
-    handlers = (REPO_ROOT / "operator/kubesweep/k8s/handlers.py").read_text()
-    assert '@kopf.on.event(API_GROUP, VERSION, PLURAL)' in handlers
-    assert '@kopf.on.event("batch", "v1", "jobs"' in handlers
-    watched = {(v, r) for r in ("sweeps", "jobs") for v in ("list", "watch")}
-    needed = {(API_GROUPS[r], r, v) for v, r in calls | watched}
-    missing = needed - NAMESPACED_GRANTS
-    assert not missing, f"the operator calls {sorted(missing)}, which the chart does not grant"
-    unused = NAMESPACED_GRANTS - needed
-    assert not unused, f"the chart grants {sorted(unused)}, which the operator never uses"
-
-
-def test_watch_namespaces_gets_a_role_per_namespace_and_nothing_cluster_wide():
+def test_watch_namespaces_gets_a_role_per_namespace_with_the_rbac_md_rules():
     docs = render(NAMESPACED, crds=False)
     assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
     roles = by_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
-        assert _rules(role) == NAMESPACED_GRANTS
+        assert _rules(role) == GRANTS
     bindings = by_kind(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:

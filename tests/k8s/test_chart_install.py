@@ -274,9 +274,11 @@ def test_dashboard_queries_and_alerts_return_data_from_a_real_prometheus(
         wait_for(lambda: prometheus.query(
             "kubesweep_trials_unschedulable > 0"), 90, "an unschedulable trial in metrics",
             _operator_log(cluster, release))
-        # the chart's RBAC was enough for all of that
+        # the chart's RBAC was enough for all of that, kopf's own calls included
         assert not prometheus.query('kubesweep_api_errors_total{code="403"}'), \
             _operator_log(cluster, release)
+        log = _operator_log(cluster, release)
+        assert "Forbidden" not in log, log
 
         # now break the RBAC in one namespace: reconciles there fail with 403
         _drop_job_create(cluster, release, broken)

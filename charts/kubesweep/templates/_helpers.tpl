@@ -60,21 +60,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The rules the operator needs on namespaced objects, shared by the ClusterRole
-(cluster-wide mode) and each Role (watchNamespaces mode): exactly the calls of
-kubesweep.k8s.api plus kopf's watches and events (docs/helm.md explains each; a test
-checks every call in the operator's code is granted).
+The rules of the operator's Role (watchNamespaces set) or ClusterRole (cluster-wide):
+exactly the YAML block of docs/rbac.md, which the operator's tests prove sufficient and a
+chart test keeps identical to this list. Nothing cluster-scoped: the operator turns off
+kopf's CRD and namespace scanning.
 */}}
-{{- define "kubesweep.namespacedRules" -}}
+{{- define "kubesweep.rules" -}}
 - apiGroups: ["kubesweep.io"]
   resources: ["sweeps"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["kubesweep.io"]
   resources: ["sweeps/status"]
   verbs: ["patch"]
+# Jobs carry blockOwnerDeletion ownerReferences to their Sweep: clusters enforcing
+# OwnerReferencesPermissionEnforcement (e.g. OpenShift) check this.
+- apiGroups: ["kubesweep.io"]
+  resources: ["sweeps/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "delete", "list", "watch", "patch"]
+  verbs: ["list", "watch", "create", "delete", "patch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
@@ -84,16 +89,6 @@ checks every call in the operator's code is granted).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-{{- end }}
-
-{{/*
-What kopf reads cluster-wide in cluster-wide mode: CRDs, to notice the Sweep CRD being
-created or changed. (It lists namespaces only when given namespaces, so no grant here.)
-*/}}
-{{- define "kubesweep.clusterRules" -}}
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
 {{- end }}
 
 {{/* The operator's command-line arguments. */}}
