@@ -86,7 +86,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
                         trial_start_timeout=args.trial_start_timeout,
                         gpu_resource_name=args.gpu_resource_name, workers=args.workers,
                         poll_interval=args.poll_interval,
-                        early_stop_interval=args.early_stop_interval, verbose=args.verbose)
+                        early_stop_interval=args.early_stop_interval,
+                        keep_finished_jobs=args.keep_finished_jobs, verbose=args.verbose)
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
@@ -152,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--early-stop-interval", type=float, default=5.0, metavar="SECONDS",
                     help="how often running trials' metrics are read for early termination "
                     "(default 5)")
+    op.add_argument("--keep-finished-jobs", type=int, default=100, metavar="N",
+                    help="finished trial Jobs kept per sweep for `kubectl logs` once their "
+                    "results are in the status (the best trial's is always kept; -1 keeps "
+                    "all; default 100)")
     op.add_argument("--workers", type=int, default=4,
                     help="sweeps reconciled in parallel (default 4)")
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")

@@ -407,3 +407,20 @@ def test_evicted_trial_is_rerun_without_using_the_budget(cluster: ClusterHandle,
     assert sweep["status"]["phase"] == "Succeeded", sweep["status"].get("recentTrials")
     assert sweep["status"]["trials"]["created"] == 1
     assert len(jobs(cluster, namespace, "evict")) == 1
+
+
+def test_old_finished_jobs_are_pruned_once_recorded(cluster: ClusterHandle, namespace: str,
+                                                    operator: OperatorProcess):
+    """With --keep-finished-jobs 2 the operator deletes older finished Jobs (their results
+    are already in the status), keeping the newest and the best trial's."""
+    operator.stop()
+    operator.start("--keep-finished-jobs", "2")
+    apply(cluster, namespace, sweep_manifest("pruned", QUADRATIC, maxTrials=8, parallelism=1))
+    sweep = wait_phase(cluster, operator, namespace, "pruned", timeout=90)
+    assert len(trial_records(sweep)) == 8
+    best = f"pruned-{sweep['status']['bestTrial']['index']}"
+    left = wait_until(lambda: (names := {j["metadata"]["name"]
+                                         for j in jobs(cluster, namespace, "pruned")})
+                      and len(names) <= 4 and names, 30, "old Jobs pruned", operator)
+    assert best in left
+    assert "pruned-7" in left  # the newest is kept

@@ -14,7 +14,8 @@ def run_operator(*, namespaces: Sequence[str] = (), all_namespaces: bool = False
                  metrics_port: int = 8080, liveness_port: int = 8081,
                  trial_start_timeout: float = 600.0, gpu_resource_name: str = "nvidia.com/gpu",
                  workers: int = 4, poll_interval: float = 30.0,
-                 early_stop_interval: float = 5.0, verbose: bool = False) -> int:
+                 early_stop_interval: float = 5.0, keep_finished_jobs: int = 100,
+                 verbose: bool = False) -> int:
     """Run the operator until SIGTERM/SIGINT; returns the exit code."""
     import kopf
 
@@ -29,7 +30,8 @@ def run_operator(*, namespaces: Sequence[str] = (), all_namespaces: bool = False
         namespaces = [os.environ.get("KUBESWEEP_NAMESPACE") or _own_namespace() or "default"]
     settings = Settings(gpu_resource_name=gpu_resource_name,
                         trial_start_timeout=trial_start_timeout, poll_interval=poll_interval,
-                        early_stop_interval=early_stop_interval)
+                        early_stop_interval=early_stop_interval,
+                        keep_finished_jobs=keep_finished_jobs)
     operator = handlers.Operator(Api(load_config()), settings, workers=workers)
     handlers.install(operator)
     metrics.serve(metrics_port)

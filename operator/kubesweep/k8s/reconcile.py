@@ -58,6 +58,9 @@ class Settings:
     poll_interval: float = 30.0
     #: seconds between passes while early termination watches running trials' metrics
     early_stop_interval: float = 5.0
+    #: finished trial Jobs kept (for `kubectl logs`) once their results are in the status;
+    #: older ones are deleted (the best trial's is always kept). -1 keeps every Job.
+    keep_finished_jobs: int = 100
 
 
 @dataclass
@@ -111,6 +114,7 @@ class SweepReconciler:
         self.status: dict[str, Any] = dict(self.sweep.get("status") or {})
         self.raw_spec: dict[str, Any] = dict(self.sweep.get("spec") or {})
         self.to_delete: list[str] = []
+        self.to_prune: list[str] = []
         self.finished_now: list[tuple[Trial, float | None]] = []
 
     # -- the pass -------------------------------------------------------------------------
@@ -148,6 +152,8 @@ class SweepReconciler:
             self._launch(tuner)
             outcome = tuner.outcome
         new_status = self._write_status(tuner, outcome)
+        for job in self.to_prune:
+            self.api.delete_job(self.namespace, job)
         self._post_trial_events()
         if outcome is not None and phase not in ("Succeeded", "Failed"):
             self.api.event(self.sweep, "Normal" if outcome.phase == "Succeeded" else "Warning",
@@ -180,11 +186,25 @@ class SweepReconciler:
                     not job["metadata"].get("deletionTimestamp"):
                 self.to_delete.append(job["metadata"]["name"])
 
+        self._choose_prunes(by_index, recorded)
         self.open: list[_Open] = []
         for index, job in sorted(unrecorded.items()):
             self._observe_job(tuner, index, job, pods.get(index, []))
         self._early_stop(tuner)
         return tuner
+
+    def _choose_prunes(self, by_index: dict[int, dict[str, Any]],
+                       recorded: dict[int, Any]) -> None:
+        """Old finished Jobs whose results the status already holds (safe to delete)."""
+        keep = self.settings.keep_finished_jobs
+        if keep < 0:
+            return
+        done = sorted(i for i, job in by_index.items() if i in recorded and
+                      observe.job_finished(job) and not job["metadata"].get("deletionTimestamp"))
+        best = (self.status.get("bestTrial") or {}).get("index")
+        for index in done[:max(0, len(done) - keep)]:
+            if index != best:
+                self.to_prune.append(by_index[index]["metadata"]["name"])
 
     def _owned(self, job: dict[str, Any]) -> bool:
         refs = job["metadata"].get("ownerReferences") or []
