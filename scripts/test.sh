@@ -17,6 +17,9 @@ echo "== installing kubectl and helm" >&2
 TOOLS_BIN=$(bash scripts/install-tools.sh)
 export PATH="$TOOLS_BIN:$PATH"
 
+echo "== installing Prometheus and promtool (Debian package)" >&2
+bash scripts/install-prometheus.sh >&2
+
 echo "== building the Kubernetes control plane (cached)" >&2
 bash scripts/build-control-plane.sh >&2
 
