@@ -35,7 +35,10 @@ GROUP, VERSION, PLURAL = "kubesweep.io", "v1alpha1", "sweeps"
 
 
 class OperatorProcess:
-    """`kubesweep operator` as a subprocess: start, SIGKILL, restart, read its metrics."""
+    """`kubesweep operator` as a subprocess: start, SIGKILL, restart, read its metrics.
+
+    `namespace` "*" runs it with --all-namespaces.
+    """
 
     def __init__(self, cluster: ClusterHandle, namespace: str, log_dir: Path,
                  extra_args: list[str] | None = None) -> None:
@@ -50,8 +53,10 @@ class OperatorProcess:
 
     def start(self, *extra: str) -> None:
         """Start the operator and wait until its liveness probe answers."""
-        args = [sys.executable, "-m", "kubesweep.cli", "operator", "--namespace",
-                self.namespace, "--metrics-port", str(self.metrics_port),
+        scope = ["--all-namespaces"] if self.namespace == "*" else \
+            ["--namespace", self.namespace]
+        args = [sys.executable, "-m", "kubesweep.cli", "operator", *scope,
+                "--metrics-port", str(self.metrics_port),
                 "--liveness-port", str(self.liveness_port), *self.extra_args, *extra]
         env = dict(os.environ, KUBECONFIG=str(self.cluster.kubeconfig),
                    PYTHONPATH=str(REPO / "operator"))

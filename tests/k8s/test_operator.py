@@ -424,3 +424,20 @@ def test_old_finished_jobs_are_pruned_once_recorded(cluster: ClusterHandle, name
                       and len(names) <= 4 and names, 30, "old Jobs pruned", operator)
     assert best in left
     assert "pruned-7" in left  # the newest is kept
+
+
+def test_all_namespaces_mode(cluster: ClusterHandle, namespace: str, crd: Path,
+                             tmp_path: Path):
+    """--all-namespaces: one operator runs Sweeps of any namespace."""
+    second = f"{namespace[:50]}-b"
+    cluster.core().create_namespace({"metadata": {"name": second}})
+    op = OperatorProcess(cluster, "*", tmp_path)
+    op.start()
+    try:
+        for ns in (namespace, second):
+            apply(cluster, ns, sweep_manifest("everywhere", QUADRATIC, maxTrials=2))
+        for ns in (namespace, second):
+            assert wait_phase(cluster, op, ns, "everywhere")["status"]["phase"] == "Succeeded"
+    finally:
+        op.stop()
+        cluster.core().delete_namespace(second)
