@@ -13,7 +13,11 @@ EXIT_INVALID = 2
 
 
 def _load(path: str, name: str | None) -> Sweep:
-    return load_sweep(Path(path), name)
+    notes: list[str] = []
+    sweep = load_sweep(Path(path), name, warnings=notes)
+    for note in notes:
+        print(f"{path}: warning: {note}", file=sys.stderr)
+    return sweep
 
 
 def _print_problems(path: str, exc: Exception) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from kubesweep.spec import KIND, SpecError, Sweep, parse_sweep
+from kubesweep.spec import KIND, Sweep, parse_sweep
 
 
 class _Loader(yaml.SafeLoader):
@@ -51,8 +51,46 @@ def load_documents(path: Path) -> list[Any]:
         raise ManifestError(f"{path}:{where}: invalid YAML: {problem}") from None
 
 
-def load_sweep(path: Path, name: str | None = None) -> Sweep:
-    """The Sweep in a manifest file (the one called `name` when the file holds several)."""
+def as_json_numbers(value: Any) -> Any:
+    """`value` with whole floats turned into ints, as kubectl's YAML → JSON does (1.0 → 1).
+
+    Applied to local runs too, so one manifest means the same on a laptop and on a cluster.
+    """
+    if isinstance(value, dict):
+        return {k: as_json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_json_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def whole_float_bounds(doc: dict[str, Any]) -> list[str]:
+    """Warnings for parameters whose bounds are written as whole floats (`min: 0.0`) with no
+    `distribution`: like kubectl, kubesweep reads them as integers and infers int_uniform."""
+    params = (doc.get("spec") or {}).get("parameters") or {}
+    notes = []
+    for name, param in params.items() if isinstance(params, dict) else ():
+        if not isinstance(param, dict) or "distribution" in param:
+            continue
+        bounds = [param.get("min"), param.get("max")]
+        if all(isinstance(b, (int, float)) for b in bounds) and \
+                any(isinstance(b, float) for b in bounds) and \
+                all(float(b).is_integer() for b in bounds):
+            notes.append(
+                f"spec.parameters.{name}: min {bounds[0]} and max {bounds[1]} are whole numbers, "
+                "so int_uniform is inferred (Kubernetes stores 1.0 as 1); add "
+                "`distribution: uniform` for real values"
+            )
+    return notes
+
+
+def load_sweep(path: Path, name: str | None = None,
+               warnings: list[str] | None = None) -> Sweep:
+    """The Sweep in a manifest file (the one called `name` when the file holds several).
+
+    Notes about how the manifest is read (see `whole_float_bounds`) go to `warnings`.
+    """
     docs = [d for d in load_documents(path) if isinstance(d, dict) and d.get("kind") == KIND]
     if name is not None:
         docs = [d for d in docs if (d.get("metadata") or {}).get("name") == name]
@@ -62,10 +100,9 @@ def load_sweep(path: Path, name: str | None = None) -> Sweep:
     if len(docs) > 1:
         names = ", ".join(str((d.get("metadata") or {}).get("name")) for d in docs)
         raise ManifestError(f"{path}: holds several Sweeps ({names}); choose one with --name")
-    try:
-        sweep = parse_sweep(docs[0])
-    except SpecError as exc:
-        raise SpecError([(p, m) for p, m in exc.problems]) from None
+    if warnings is not None:
+        warnings.extend(whole_float_bounds(docs[0]))
+    sweep = parse_sweep(as_json_numbers(docs[0]))
     if not sweep.metadata.name:
         sweep.metadata.name = path.stem
     return sweep

@@ -241,3 +241,15 @@ def test_python_in_manifest_is_this_interpreter(tmp_path):
     proc = kubesweep("run", str(sweep), cwd=tmp_path)
     assert proc.returncode == 0
     assert (tmp_path / "prefix.txt").read_text() == sys.prefix
+
+
+def test_whole_float_bounds_mean_the_same_as_on_kubernetes(tmp_path):
+    sweep = write_sweep(tmp_path, "print('loss=1')\n", maxTrials=1,
+                        parameters={"x": {"min": 0.0, "max": 3.0}})
+    proc = kubesweep("validate", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "spec.parameters.x: min 0.0 and max 3.0 are whole numbers" in proc.stderr
+    assert "distribution: uniform" in proc.stderr
+    from kubesweep.manifest import load_sweep
+
+    assert load_sweep(sweep).spec.parameters["x"].distribution.value == "int_uniform"
