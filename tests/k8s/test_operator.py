@@ -91,20 +91,32 @@ def test_examples_run_to_success(cluster: ClusterHandle, namespace: str,
 def test_failing_trials_are_recorded_with_reasons(cluster: ClusterHandle, namespace: str,
                                                   operator: OperatorProcess):
     """A Job that exits 1 and a trial that prints no metric fail with the reason; the
-    sweep still succeeds on the trial that worked."""
+    sweep still succeeds on the trials that worked, whether they printed the metric,
+    used kubesweep.report, or only wrote the termination message."""
     command = ("import sys; m='${params.mode}'\n"
                "if m == 'crash': print('boom', file=sys.stderr); sys.exit(1)\n"
                "if m == 'silent': print('training done, no metric')\n"
-               "if m == 'ok': print('loss=0.25')\n")
+               "if m == 'ok': print('loss=0.25')\n"
+               "if m == 'report':\n"
+               "    import kubesweep; kubesweep.report(loss=0.5, acc=0.8)\n"
+               "if m == 'termination-only':\n"
+               "    import json, os\n"
+               "    with open(os.environ['KUBESWEEP_TERMINATION_MESSAGE_PATH'], 'w') as f:\n"
+               "        json.dump({'loss': 0.125}, f)\n")
     apply(cluster, namespace, sweep_manifest(
-        "fails", command, method="grid", parallelism=3,
-        parameters={"mode": {"values": ["ok", "crash", "silent"]}}))
+        "fails", command, method="grid", parallelism=5,
+        parameters={"mode": {"values": ["ok", "crash", "silent", "report",
+                                        "termination-only"]}}))
     sweep = wait_phase(cluster, operator, namespace, "fails")
     status = sweep["status"]
     assert status["phase"] == "Succeeded"
-    assert status["trials"]["succeeded"] == 1 and status["trials"]["failed"] == 2
+    assert status["trials"]["succeeded"] == 3 and status["trials"]["failed"] == 2
     by_mode = {r["params"]["mode"]: r for r in trial_records(sweep)}
     assert by_mode["ok"]["state"] == "succeeded" and by_mode["ok"]["value"] == 0.25
+    assert by_mode["report"]["value"] == 0.5
+    # no output at all: the value comes from the container's termination message
+    assert by_mode["termination-only"]["state"] == "succeeded"
+    assert by_mode["termination-only"]["value"] == 0.125
     assert by_mode["crash"]["state"] == "failed"
     assert "exited with code 1" in by_mode["crash"]["reason"]
     assert by_mode["silent"]["state"] == "failed"
