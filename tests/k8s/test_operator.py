@@ -329,6 +329,19 @@ def test_spec_errors_the_schema_cannot_see_go_to_status(cluster: ClusterHandle,
     assert any(e["reason"] == "InvalidSpec" for e in events(cluster, namespace, "probs"))
     assert wait_phase(cluster, operator, namespace, "fine")["status"]["phase"] == "Succeeded"
 
+    # a template the Job API refuses (container names are DNS labels): each trial fails
+    # with the API server's message, the sweep ends, nothing retries forever
+    broken = sweep_manifest("badjob", QUADRATIC, maxTrials=2)
+    broken["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"] = \
+        "Train_Container"
+    apply(cluster, namespace, broken)
+    sweep = wait_phase(cluster, operator, namespace, "badjob", timeout=30)
+    assert sweep["status"]["phase"] == "Failed"
+    records = trial_records(sweep)
+    assert len(records) == 2
+    assert all("cannot create Job" in r["reason"] and "Train_Container" in r["reason"]
+               for r in records), records
+
 
 def test_deleting_a_sweep_deletes_its_jobs(cluster: ClusterHandle, namespace: str,
                                            operator: OperatorProcess):
