@@ -466,3 +466,38 @@ def test_all_namespaces_mode(cluster: ClusterHandle, namespace: str, crd: Path,
     finally:
         op.stop()
         cluster.core().delete_namespace(second)
+
+
+def test_changed_immutable_fields_pause_the_sweep(cluster: ClusterHandle, namespace: str,
+                                                 operator: OperatorProcess):
+    """The API server refuses such edits (CEL), so this simulates one that slipped past
+    (e.g. a CRD installed without its rules) by changing the recorded hash of
+    spec.method: the operator starts no more trials, says why in the SpecAccepted
+    condition and an event, and resumes once the spec matches again."""
+    apply(cluster, namespace, sweep_manifest(
+        "frozen", "import time; time.sleep(2); " + QUADRATIC, maxTrials=3, parallelism=1))
+    sweep = wait_until(lambda: (s := get_sweep(cluster, namespace, "frozen")).get("status", {})
+                       .get("specHashes") and s, 30, "the first status", operator)
+    real = sweep["status"]["specHashes"]["method"]
+
+    def set_method_hash(value: str) -> None:
+        cluster.kubectl("patch", "-n", namespace, "sweep/frozen", "--subresource=status",
+                        "--type=merge", "-p",
+                        f'{{"status": {{"specHashes": {{"method": "{value}"}}}}}}')
+
+    set_method_hash("0123456789ab")
+    cond = wait_until(
+        lambda: next((c for c in get_sweep(cluster, namespace, "frozen")["status"]
+                      .get("conditions", []) if c["type"] == "SpecAccepted"
+                      and c["status"] == "False"), None), 30, "SpecAccepted=False", operator)
+    assert cond["reason"] == "ImmutableFieldChanged"
+    assert "spec.method changed" in cond["message"]
+    assert any(e["reason"] == "SpecChangeRefused" for e in events(cluster, namespace, "frozen"))
+    paused = len(jobs(cluster, namespace, "frozen"))
+    time.sleep(4)  # the running trial ends; no new one may start while paused
+    assert len(jobs(cluster, namespace, "frozen")) == paused
+    set_method_hash(real)
+    sweep = wait_phase(cluster, operator, namespace, "frozen", timeout=60)
+    assert sweep["status"]["phase"] == "Succeeded" and len(trial_records(sweep)) == 3
+    accepted = {c["type"]: c for c in sweep["status"]["conditions"]}["SpecAccepted"]
+    assert accepted["status"] == "True"
