@@ -8,8 +8,9 @@ the time of exactly one suggestion is measured, through the API users call: kube
 `Tuner.ask()` (a fresh tuner rebuilt from the history, as the operator does on every
 reconcile, so no fit is cached), Optuna's `study.ask()` and W&B's `sweeps.next_run`.
 Prints the median over repeats in milliseconds. kubesweep's GP hyperparameters are refit
-every trial up to 64 trials and then every ~6% of growth; "(refit)" is the time of a
-suggestion that includes that refit, the other column the time between refits.
+every trial up to 64 trials and then every ~6% of growth, and cached in-process; "(cold)"
+is a suggestion with empty caches (a refit, or a fresh process), the other column the
+time between refits.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from benchmarks.problems import PROBLEMS
 
 PEERS: dict[str, Callable] = {
     "kubesweep-bayes": lambda p, d, q: time_kubesweep("bayes", p, d, q, cold=False),
-    "kubesweep-bayes (refit)": lambda p, d, q: time_kubesweep("bayes", p, d, q, cold=True),
+    "kubesweep-bayes (cold)": lambda p, d, q: time_kubesweep("bayes", p, d, q, cold=True),
     "kubesweep-random": lambda p, d, q: time_kubesweep("random", p, d, q),
     "optuna-gp": lambda p, d, q: time_optuna("gp", p, d, q),
     "optuna-tpe": lambda p, d, q: time_optuna("tpe", p, d, q),

@@ -168,15 +168,16 @@ def time_kubesweep(method: str, problem: Problem, done: list, pending: list,
                    cold: bool = True) -> float:
     """Seconds for one `Tuner.ask()` after `done` finished and `pending` running trials.
 
-    `cold` empties the GP fit cache first: the time of the first suggestion after the
-    history reached a refit point. Otherwise the fit for this history is cached (the
-    operator's steady state between refit points).
+    `cold` empties kubesweep's caches first (GP fits, encoded trials): the first
+    suggestion of a fresh process, or the first after the history reached a refit point.
+    Otherwise the fit for this history is cached (the steady state between refit points).
     """
     import kubesweep
     from kubesweep.strategies import bayes
 
     if cold:
         bayes._FITS.clear()
+        bayes._ENCODED.clear()
     tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, 10**6), seed=0)
     for params, value in done:
         tuner.add(params, value)

@@ -2,7 +2,11 @@
 
 Pipeline of one `suggest`:
 1. Trials so far (finished + pending) fewer than `n_initial`, or fewer than two usable
-   results: a space-filling pick (the quasi-random candidate farthest from every trial).
+   results: a space-filling pick (of scrambled-Sobol candidates drawn from the rng, the
+   one farthest from every trial and from the box's faces). The per-trial rng differs
+   from trial to trial, so "point k of one Sobol sequence" is not available; farthest-
+   point picking gives the same coverage and also accounts for pending and hand-added
+   trials.
 2. Otherwise fit a GP to the finished trials (failed ones imputed with the worst value),
    pretend each pending trial returned the GP's own mean there (kriging believer: it
    removes the uncertainty that made the point attractive, so the next pick goes
@@ -54,7 +58,20 @@ _MAX_ENUMERATED = 4096
 
 
 class BayesStrategy(Strategy):
-    """GP-based Bayesian optimisation (see the module docstring)."""
+    """GP-based Bayesian optimisation (see the module docstring).
+
+    Options (defaults chosen on `benchmarks/quality.py`):
+    `n_initial` space-filling trials before the model (min(max(5, d + 1), 10) for d
+    searchable parameters); `n_candidates` Sobol candidates per suggestion; `n_local`
+    of them polished by L-BFGS-B; `max_points` trials the GP conditions on (the best half
+    plus an even spread of the rest beyond that); `fit_points` trials the hyperparameter
+    fit sees; `refit_every_until` history length up to which hyperparameters are refit on
+    every trial (then every ~6% of growth); `init_pool` candidates the space-filling
+    pick chooses from and `init_edge` how strongly it keeps off the box's faces (0: plain
+    maximin, which piles points into corners); `fit_starts` fixed starts of the
+    hyperparameter fit; `local_share` of candidates drawn around the best trials;
+    `prior_quantile` of results the GP's prior mean sits at (None: the mean).
+    """
 
     def __init__(
         self,
