@@ -10,6 +10,7 @@ without an event (start timeouts, early termination).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -93,6 +94,15 @@ def install(operator: Operator) -> None:
 
 @kopf.on.startup()
 def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    if OPERATOR is None:
+        # started as `kopf run -m kubesweep.k8s.handlers` rather than `kubesweep operator`:
+        # defaults, metrics port from $KUBESWEEP_METRICS_PORT (8080)
+        from kubesweep.k8s.api import load_config
+
+        operator = Operator(Api(load_config()), Settings())
+        install(operator)
+        metrics.serve(int(os.environ.get("KUBESWEEP_METRICS_PORT", "8080")))
+        operator.start()
     # kopf posts k8s events for its own handler errors; ours are posted by reconcile
     settings.posting.level = logging.WARNING
     # no cluster-wide watches of CRDs and namespaces: a namespace-scoped install needs no
