@@ -300,6 +300,12 @@ def test_invalid_sweeps_are_refused_by_kubectl_apply(cluster: ClusterHandle, nam
         assert result.returncode != 0, f"accepted: {manifest['spec']}"
         assert message in result.stderr, result.stderr
 
+    # categorical values of mixed scalar types are fine (the schema leaves them untyped)
+    mixed = sweep_manifest("mixed", QUADRATIC, method="grid", parameters={
+        "x": {"values": [1, "a", True, 0.5]}})
+    cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
+                    input=yaml.safe_dump(mixed))
+
     # a valid Sweep: only parallelism and maxTrials may change afterwards
     apply(cluster, namespace, base)
     changed = copy.deepcopy(base)
