@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="5 seeds instead of 12")
     ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds are first-seed .. first-seed + seeds - 1")
     ap.add_argument("--problems", default=",".join(PROBLEMS))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--json", default=None, help="also write raw results to this file")
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         best[pname] = {}
         for method in methods:
             runs = {b: [] for b in BUDGETS}
-            for seed in range(n_seeds):
+            for seed in range(args.first_seed, args.first_seed + n_seeds):
                 start = time.perf_counter()
                 values = METHODS[method](problem, max(BUDGETS), seed)
                 seconds[method] += time.perf_counter() - start
@@ -54,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
 
     for b in BUDGETS:
-        print(f"\n### Best value after {b} trials (median [IQR] over {n_seeds} seeds, "
-              "lower is better)\n")
+        print(f"\n### Best value after {b} trials (median [IQR] over {n_seeds} seeds "
+              f"from {args.first_seed}, lower is better)\n")
         print("| problem | " + " | ".join(methods) + " |")
         print("|---|" + "---|" * len(methods))
         ranks = {m: [] for m in methods}

@@ -295,9 +295,9 @@ class BayesStrategy(Strategy):
                     rng: np.random.Generator) -> np.ndarray:
         hyper = self._hyper(finished_enc, losses)
         xn, xc, y = self._training_set(finished_enc, losses, self.max_points)
-        gp = GP(xn, xc, y, hyper)
+        observed = GP(xn, xc, y, hyper)
         pn, pc = self._features(pending_enc)
-        gp = gp.condition_on_fantasies(pn, pc)
+        gp = observed.condition_on_fantasies(pn, pc)
         best = float(np.min(gp.y))
         taken = {self._key(e) for e in pending_enc}
         done = {self._key(e) for e in finished_enc}
@@ -307,7 +307,7 @@ class BayesStrategy(Strategy):
             scores = log_ei(*gp.predict(cn, cc), best)
             return candidates[int(np.argmax(scores))]  # already free of taken points
 
-        cn, cc = self._candidates(gp, rng)
+        cn, cc = self._candidates(observed, rng)
         scores = _chunked_log_ei(gp, cn, cc, best)
         top = np.argsort(-scores, kind="stable")[: self.n_local]
         sc = cc[top]
@@ -332,7 +332,8 @@ class BayesStrategy(Strategy):
         return snapped[order[0]]
 
     def _candidates(self, gp: GP, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Sobol points over the whole box plus perturbations of the best trials."""
+        """Sobol points over the whole box plus perturbations of the best finished trials
+        (`gp` without fantasies: a pending point's believed value is no evidence)."""
         sn, sc = self._features(self._sobol(self.n_candidates, rng))
         n_best = min(5, len(gp.y))
         best = np.argsort(gp.y, kind="stable")[:n_best]
