@@ -452,7 +452,7 @@ def test_old_finished_jobs_are_pruned_once_recorded(cluster: ClusterHandle, name
     best = f"pruned-{sweep['status']['bestTrial']['index']}"
     left = wait_until(lambda: (names := {j["metadata"]["name"]
                                          for j in jobs(cluster, namespace, "pruned")})
-                      and len(names) <= 4 and names, 30, "old Jobs pruned", operator)
+                      and len(names) <= 3 and names, 30, "old Jobs pruned", operator)
     assert best in left
     assert "pruned-7" in left  # the newest is kept
 

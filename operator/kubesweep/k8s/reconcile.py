@@ -132,6 +132,7 @@ class SweepReconciler:
             metrics.set_sweep(self.namespace, self.name, phase,
                               dict(self.status.get("trials") or {}), spec.budget,
                               spec.metric.name, self.status.get("bestValue"))
+            self._clean_up_finished()
             return Result(None, phase)
         changed = changed_fields(self.raw_spec, self.status.get("specHashes"))
         if changed:
@@ -192,6 +193,22 @@ class SweepReconciler:
             self._observe_job(tuner, index, job, pods.get(index, []))
         self._early_stop(tuner)
         return tuner
+
+    def _clean_up_finished(self) -> None:
+        """A finished sweep runs no Jobs: delete any left running (a pass that stopped
+        them crashed between recording and deleting) and prune old finished ones."""
+        jobs = [j for j in self.api.list_jobs(self.namespace, selector(self.name))
+                if self._owned(j)]
+        if not jobs:
+            return
+        recorded = {r["index"]: r for r in history.decode(self.status.get("history"))}
+        by_index = {i: j for j in jobs if (i := observe.trial_index(j)) is not None}
+        for job in by_index.values():
+            if not observe.job_finished(job) and not job["metadata"].get("deletionTimestamp"):
+                self.to_prune.append(job["metadata"]["name"])
+        self._choose_prunes(by_index, recorded)
+        for name in self.to_prune:
+            self.api.delete_job(self.namespace, name)
 
     def _choose_prunes(self, by_index: dict[int, dict[str, Any]],
                        recorded: dict[int, Any]) -> None:
