@@ -7,6 +7,7 @@ benchmark reads).
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import uuid
@@ -183,6 +184,4 @@ class Api:
 
 
 def _now_micro() -> str:
-    import datetime
-
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
