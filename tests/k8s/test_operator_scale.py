@@ -1,0 +1,80 @@
+"""A Sweep holding 10,000 finished trials × 10 parameters: the API server stores its
+status (well under the object size limit), and the operator resumes from it — rebuilds
+the tuner from the compact history — and runs the one remaining trial."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kubesweep.k8s.names import job_name
+from kubesweep.k8s.status import build_status, spec_hashes
+from kubesweep.spec import parse_spec
+from kubesweep.tuner import Trial, Tuner
+from tests.cluster.fixtures import ClusterHandle
+from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
+    GROUP,
+    PLURAL,
+    VERSION,
+    OperatorProcess,
+    apply,
+    crd_fixture,
+    custom,
+    jobs,
+    sweep_manifest,
+    trial_records,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.k8s
+DONE = 10_000
+
+
+def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, crd: Path,
+                                       tmp_path: Path):
+    params = {f"p{i}": {"distribution": "uniform", "min": 0, "max": 1} for i in range(9)}
+    params["act"] = {"values": ["relu", "tanh", "gelu"]}
+    manifest = sweep_manifest("big", "print('loss=0.5')", parameters=params,
+                              maxTrials=DONE + 1, parallelism=1)
+    apply(cluster, namespace, manifest)
+    spec = parse_spec(manifest["spec"])
+    rng = np.random.default_rng(0)
+    trials = [Trial(i, job_name("big", i),
+                    {**{f"p{j}": float(f"{rng.random():.6g}") for j in range(9)},
+                     "act": ["relu", "tanh", "gelu"][i % 3]},
+                    "succeeded", 1.0 + float(rng.random()))
+              for i in range(DONE)]
+    tuner = Tuner(spec, name="big")
+    tuner.trials = trials  # a finished history, as an earlier operator would have written
+    sweep = custom(cluster).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                         "big")
+    status = build_status({}, tuner, spec, running=set(), unschedulable=0,
+                          generation=sweep["metadata"]["generation"], outcome=None,
+                          hashes=spec_hashes(sweep["spec"]))
+    custom(cluster).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, "big", {"status": status})
+    stored = custom(cluster).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                          "big")
+    size = len(json.dumps(stored, separators=(",", ":")))
+    assert size < 1024 * 1024, size
+    assert stored["status"]["history"]["count"] == DONE
+
+    op = OperatorProcess(cluster, namespace, tmp_path)
+    op.start()
+    try:
+        final = wait_phase(cluster, op, namespace, "big", timeout=240)
+    finally:
+        op.stop()
+    assert final["status"]["phase"] == "Succeeded"
+    records = trial_records(final)
+    assert len(records) == DONE + 1
+    assert [r["index"] for r in records] == list(range(DONE + 1))
+    assert records[DONE]["value"] == 0.5
+    assert final["status"]["bestValue"] == 0.5
+    assert [j["metadata"]["name"] for j in jobs(cluster, namespace, "big")] == ["big-10000"]
+    # the history read back is the one written
+    assert all(r["params"] == t.params and r["value"] == t.value
+               for r, t in zip(records, trials, strict=False))
