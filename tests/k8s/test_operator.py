@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import time
 from pathlib import Path
 
@@ -221,8 +222,9 @@ def test_operator_killed_at_any_point_loses_and_duplicates_nothing(
     sweep ends with exactly maxTrials trials, one Job each, every value matching its
     parameters (loss = (x - 0.3)^2, computed by the trial itself)."""
     command = "import time; time.sleep(0.7); " + QUADRATIC
-    apply(cluster, namespace, sweep_manifest("restarts", command, maxTrials=14,
-                                             parallelism=3, seed=7))
+    TOTAL = 20  # noqa: N806
+    apply(cluster, namespace, sweep_manifest("restarts", command, maxTrials=TOTAL,
+                                             parallelism=2, seed=7))
 
     def created() -> int:
         return len(jobs(cluster, namespace, "restarts"))
@@ -242,24 +244,30 @@ def test_operator_killed_at_any_point_loses_and_duplicates_nothing(
         operator.kill9()
         time.sleep(0.5)  # trials keep finishing while the operator is down
         operator.start()
+    # and at arbitrary instants (whatever the operator is doing then)
+    pause = random.Random(3)
+    while recorded() < TOTAL - 2 and operator.starts < 10:
+        time.sleep(pause.uniform(0.1, 1.0))
+        operator.kill9()
+        operator.start()
     sweep = wait_phase(cluster, operator, namespace, "restarts", timeout=120)
-    assert operator.starts == 5
+    assert operator.starts >= 7, operator.starts
     status = sweep["status"]
     assert status["phase"] == "Succeeded"
     records = trial_records(sweep)
-    assert sorted(r["index"] for r in records) == list(range(14))
+    assert sorted(r["index"] for r in records) == list(range(TOTAL))
     assert all(r["state"] == "succeeded" for r in records)
     for r in records:
         assert math.isclose(r["value"], (r["params"]["x"] - 0.3) ** 2, rel_tol=1e-9)
     names = [j["metadata"]["name"] for j in jobs(cluster, namespace, "restarts")]
-    assert sorted(names) == sorted(f"restarts-{i}" for i in range(14))
+    assert sorted(names) == sorted(f"restarts-{i}" for i in range(TOTAL))
     # the same seed without interruptions suggests the same parameters: rebuilt tuners
     # ask exactly what an uninterrupted one would have (random strategy)
     from kubesweep.spec import parse_spec
     from kubesweep.tuner import Tuner
 
     tuner = Tuner(parse_spec(sweep["spec"]))
-    expected = [t.params for t in tuner.ask(14)]
+    expected = [t.params for t in tuner.ask(TOTAL)]
     assert [r["params"] for r in sorted(records, key=lambda r: r["index"])] == expected
 
 
