@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerate the CRD reference section of docs/operator.md from the spec models.
+"""Regenerate the CRD reference section of README.md from the spec models.
 
-    python scripts/gen-crd-reference.py          # rewrite docs/operator.md in place
+    python scripts/gen-crd-reference.py          # rewrite README.md in place
     python scripts/gen-crd-reference.py --check  # exit 1 if it is out of date
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kubesweep.k8s.reference import update
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "operator.md"
+DOC = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def main() -> int:

@@ -68,11 +68,11 @@ def test_yaml_round_trips():
     assert yaml.safe_load(crd_yaml()) == crd()
 
 
-def test_operator_docs_reference_matches_the_models():
+def test_readme_crd_reference_matches_the_models():
     from kubesweep.k8s.reference import update
 
-    doc = REPO / "docs" / "operator.md"
+    doc = REPO / "README.md"
     text = doc.read_text()
     assert update(text) == text, (
-        "docs/operator.md's CRD reference is out of date: run "
+        "README.md's CRD reference is out of date: run "
         "python scripts/gen-crd-reference.py")

@@ -1,6 +1,6 @@
 """A Markdown reference of the Sweep resource, rendered from the generated CRD schema.
 
-`scripts/gen-crd-reference.py` writes it into docs/operator.md between markers; a unit
+`scripts/gen-crd-reference.py` writes it into README.md between markers; a unit
 test fails when the committed text differs, so the docs follow the spec models.
 """
 
@@ -104,6 +104,6 @@ def render_reference() -> str:
 
 
 def update(text: str) -> str:
-    """`text` (docs/operator.md) with the section between the markers regenerated."""
+    """`text` (README.md) with the section between the markers regenerated."""
     start, end = text.index(BEGIN), text.index(END) + len(END)
     return text[:start] + render_reference().rstrip("\n") + text[end:]
