@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 #: Keys that mark a report as an intermediate value at that step.
 STEP_KEYS = ("step", "epoch")
+#: Characters of a crashed trial's last output line quoted in its failure reason.
+LAST_LINE_CHARS = 200
 
 _PAIR = re.compile(
     r"(?<![\w.-])([A-Za-z_][\w./-]*)\s*=\s*"
@@ -56,9 +58,13 @@ class MetricLog:
     latest: dict[str, float] = field(default_factory=dict)
     #: (step, value) of the objective at each report
     history: list[tuple[int, float]] = field(default_factory=list)
+    #: the last non-empty line the trial printed (quoted when it crashes)
+    last_line: str = ""
 
     def feed(self, line: str) -> Report | None:
         """Parse one line; returns the report if it carried the objective metric."""
+        if line.strip():
+            self.last_line = line.strip()[:LAST_LINE_CHARS]
         metrics = parse_line(line)
         if not metrics:
             return None
@@ -99,9 +105,10 @@ class MetricLog:
 def failure_reason(log: MetricLog, exit_code: int | None, objective: str) -> str | None:
     """Why a finished trial counts as failed, in words a user can act on; None if it succeeded."""
     if exit_code not in (0, None):
-        if exit_code < 0:
-            return f"killed by signal {-exit_code}"
-        return f"exited with code {exit_code}"
+        why = f"killed by signal {-exit_code}" if exit_code < 0 else \
+            f"exited with code {exit_code}"
+        # the last line is usually the error ("No such file", a Python exception)
+        return f"{why}: {log.last_line}" if log.last_line else why
     if not log.has_objective:
         seen = ", ".join(sorted(log.latest)) or "nothing"
         return (

@@ -75,7 +75,7 @@ def test_failed_trials_are_reported_with_reasons(tmp_path):
         mode = int(open("counter").read()) if __import__("os").path.exists("counter") else 0
         open("counter", "w").write(str(mode + 1))
         if mode == 0:
-            sys.exit(3)
+            sys.exit("cannot load data")
         if mode == 1:
             print("accuracy=0.5")
         if mode == 2:
@@ -84,7 +84,7 @@ def test_failed_trials_are_reported_with_reasons(tmp_path):
     proc = kubesweep("run", str(sweep), "--plain", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     reasons = [t["reason"] for t in ended(tmp_path / "kubesweep-results/t/trials.jsonl")]
-    assert reasons[0].startswith("exited with code 3")
+    assert reasons[0].startswith("exited with code 1: cannot load data")
     assert "printed no 'loss' metric (saw: accuracy)" in reasons[1]
     assert reasons[2].startswith("reported loss=nan")
     assert "Failed (NoSuccessfulTrial)" in proc.stdout

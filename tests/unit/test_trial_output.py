@@ -50,6 +50,9 @@ def test_failure_reasons():
     assert failure_reason(log, 1, "acc") == "exited with code 1"
     assert failure_reason(log, -9, "acc") == "killed by signal 9"
     log.feed("loss=0.2")
+    log.feed("ValueError: bad learning rate")
+    log.feed("")
+    assert failure_reason(log, 2, "acc") == "exited with code 2: ValueError: bad learning rate"
     reason = failure_reason(log, 0, "acc")
     assert "printed no 'acc' metric" in reason and "loss" in reason
     log.feed("acc=nan")
