@@ -195,20 +195,29 @@ class IntUniform(Dimension):
         return self.high - self.low + 1
 
 
-class Uniform(Dimension):
-    """`uniform` and `q_uniform`: reals (or multiples of q) between min and max."""
+def _lattice(low: float, high: float, q: float, first_at_least: int | None = None) -> list[Any]:
+    """Distinct multiples of q in [low, high], ascending."""
+    first = math.ceil(low / q - 1e-9)
+    if first_at_least is not None:
+        first = max(first, first_at_least)
+    last = math.floor(high / q + 1e-9)
+    return list(dict.fromkeys(_quantize(k * q, q) for k in range(first, last + 1)))
 
-    def __init__(self, name: str, param: Parameter) -> None:
-        super().__init__(name, param)
-        self.low, self.high = float(param.min), float(param.max)
-        self.q = param.q if param.distribution is Distribution.q_uniform else None
-        if self.q is None and param.q is not None:
-            self.q = None
 
-    def _finish(self, x: float) -> float | int:
-        if self.q is None:
-            return min(max(round_significant(x), self.low), self.high)
-        return _quantize(x, self.q)
+class _Interval(Dimension):
+    """A distribution uniform on [low, high] in some coordinate t = forward(x)."""
+
+    low: float
+    high: float
+    q: float | None
+
+    def forward(self, x: float) -> float:
+        """The coordinate in which the distribution is uniform."""
+        return x
+
+    @abstractmethod
+    def _finish(self, t: float) -> float | int:
+        """The parameter value at coordinate t (rounded or quantized)."""
 
     def sample(self, rng: np.random.Generator) -> float | int:
         return self._finish(rng.uniform(self.low, self.high))
@@ -217,14 +226,27 @@ class Uniform(Dimension):
         return self._finish(self.low + u * (self.high - self.low))
 
     def to_unit(self, value: Any) -> float:
-        return float(np.clip((float(value) - self.low) / (self.high - self.low), 0.0, 1.0))
+        t = self.forward(float(value))
+        return float(np.clip((t - self.low) / (self.high - self.low), 0.0, 1.0))
+
+
+class Uniform(_Interval):
+    """`uniform` and `q_uniform`: reals (or multiples of q) between min and max."""
+
+    def __init__(self, name: str, param: Parameter) -> None:
+        super().__init__(name, param)
+        self.low, self.high = float(param.min), float(param.max)
+        self.q = param.q if param.distribution is Distribution.q_uniform else None
+
+    def _finish(self, t: float) -> float | int:
+        if self.q is None:
+            return min(max(round_significant(t), self.low), self.high)
+        return _quantize(t, self.q)
 
     def grid(self) -> list[Any]:
         if self.q is None:
             return super().grid()
-        first = math.ceil(self.low / self.q - 1e-9)
-        last = math.floor(self.high / self.q + 1e-9)
-        return list(dict.fromkeys(_quantize(k * self.q, self.q) for k in range(first, last + 1)))
+        return _lattice(self.low, self.high, self.q)
 
     def grid_size(self) -> int:
         if self.q is None:
@@ -232,7 +254,7 @@ class Uniform(Dimension):
         return math.floor(self.high / self.q + 1e-9) - math.ceil(self.low / self.q - 1e-9) + 1
 
 
-class LogUniform(Dimension):
+class LogUniform(_Interval):
     """`log_uniform_values`, `q_log_uniform_values`, `inv_log_uniform_values`.
 
     All three draw log(x) uniformly between log(min) and log(max); the `inv_` form is
@@ -245,30 +267,19 @@ class LogUniform(Dimension):
         quantized = param.distribution is Distribution.q_log_uniform_values
         self.q = (param.q or 1.0) if quantized else None
 
-    def _finish(self, log_x: float) -> float | int:
-        x = math.exp(log_x)
+    def forward(self, x: float) -> float:
+        return math.log(max(x, 1e-300))
+
+    def _finish(self, t: float) -> float | int:
+        x = math.exp(t)
         if self.q is None:
             return min(max(round_significant(x), self.param.min), self.param.max)
         return _quantize(x, self.q)
 
-    def sample(self, rng: np.random.Generator) -> float | int:
-        return self._finish(rng.uniform(self.low, self.high))
-
-    def from_unit(self, u: float) -> float | int:
-        return self._finish(self.low + u * (self.high - self.low))
-
-    def to_unit(self, value: Any) -> float:
-        log_x = math.log(max(float(value), 1e-300))
-        return float(np.clip((log_x - self.low) / (self.high - self.low), 0.0, 1.0))
-
     def grid(self) -> list[Any]:
         if self.q is None:
             return super().grid()
-        lo, hi = math.exp(self.low), math.exp(self.high)
-        first = math.ceil(lo / self.q - 1e-9)
-        last = math.floor(hi / self.q + 1e-9)
-        return list(dict.fromkeys(_quantize(k * self.q, self.q)
-                                  for k in range(max(first, 1), last + 1)))
+        return _lattice(self.param.min, self.param.max, self.q, first_at_least=1)
 
 
 class Gaussian(Dimension):
