@@ -23,7 +23,7 @@ from .container_env import (
     container_env,
 )
 from .container_logs import ContainerLog, pump
-from .kube_rest import MERGE_PATCH, ApiError, KubeRest
+from .kube_rest import STRATEGIC_MERGE_PATCH, ApiError, KubeRest
 
 log = logging.getLogger(__name__)
 
@@ -464,11 +464,12 @@ class PodRunner:
                 "PodCompleted" if self.phase in ("Succeeded", "Failed") else "ContainersNotReady")
 
             def cond(type_: str, ok: bool, why: str | None = None) -> dict[str, Any]:
-                out: dict[str, Any] = {"type": type_, "status": "True" if ok else "False",
-                                       "lastProbeTime": None, "lastTransitionTime": t}
-                if why:
-                    out["reason"] = why
-                return out
+                # The strategic merge patch merges each condition into the stored one of
+                # its type, so a key left out would survive from the last report: say
+                # null to drop a reason that no longer applies.
+                return {"type": type_, "status": "True" if ok else "False",
+                        "reason": why, "message": None, "lastProbeTime": None,
+                        "lastTransitionTime": t}
 
             status: dict[str, Any] = {
                 "phase": self.phase,
@@ -495,14 +496,22 @@ class PodRunner:
             return status
 
     def _report(self, reason: str | None = None, message: str | None = None) -> None:
-        """Write the pod's status (merge patch: every list is sent whole). The uid in the
-        patch makes it fail instead of touching a newer pod with the same name."""
+        """Write the pod's status. The uid in the patch makes it fail instead of touching
+        a newer pod with the same name.
+
+        A strategic merge patch, because pod `conditions` merge by `type` there: the
+        agent's own conditions are replaced, others stay. A JSON merge patch sends the
+        list whole and so dropped conditions other components own, e.g. the
+        DisruptionTarget the eviction API sets, which a Job's podFailurePolicy needs to
+        tell an eviction from a failure (the kubelet keeps them too). The container
+        status lists have no merge key, so they are still replaced whole."""
         body = {"metadata": {"uid": self.uid}, "status": self._status(reason, message)}
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}/status"
         with self._report_lock:  # keep reports in order
             for attempt in range(5):
                 try:
-                    self.ctx.rest.request("PATCH", path, body, content_type=MERGE_PATCH)
+                    self.ctx.rest.request("PATCH", path, body,
+                                          content_type=STRATEGIC_MERGE_PATCH)
                     return
                 except ApiError as e:
                     if e.status in (404, 409):

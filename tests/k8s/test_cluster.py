@@ -355,3 +355,37 @@ def test_pod_talks_to_the_api_as_its_service_account(cluster, namespace):
     logs = cluster.kubectl("logs", "-n", namespace, "whoami").stdout
     assert pod.status.phase == "Succeeded", logs
     assert logs.splitlines() == ["configmaps 200", "secrets 403"]
+
+
+def test_evicted_pod_keeps_disruption_target_after_its_final_status(cluster, namespace):
+    """The eviction API marks the pod with DisruptionTarget before deleting it; the node's
+    later status reports must keep that condition (a Job's podFailurePolicy reads it to
+    tell an eviction from a failure), next to the node's own conditions."""
+    core = cluster.core()
+    manifest = pod_manifest("evictee", python_container("import time; time.sleep(600)"),
+                            terminationGracePeriodSeconds=5)
+    # Holds the deleted pod, as the Job controller's tracking finalizer does, so its
+    # final status can be read.
+    finalizer = "kubesweep.io/test-hold"
+    manifest["metadata"]["finalizers"] = [finalizer]
+    apply(cluster, namespace, manifest)
+    running_pod(cluster, namespace, "evictee")
+    core.create_namespaced_pod_eviction("evictee", namespace, {
+        "apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": "evictee", "namespace": namespace}})
+
+    def final() -> Any:
+        pod = core.read_namespaced_pod("evictee", namespace)
+        return pod if pod.status.phase == "Failed" else None
+
+    try:
+        pod = wait_for(final, 60, "evictee Failed", cluster.log_hint())
+        conditions = {c.type: c for c in pod.status.conditions or []}
+        target = conditions.get("DisruptionTarget")
+        assert target is not None, sorted(conditions)
+        assert target.status == "True" and target.reason == "EvictionByEvictionAPI"
+        assert conditions["Ready"].status == "False"  # the node's own, still reported
+        assert pod.status.container_statuses[0].state.terminated is not None
+    finally:
+        core.patch_namespaced_pod("evictee", namespace,
+                                  [{"op": "remove", "path": "/metadata/finalizers"}])
