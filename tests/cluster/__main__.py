@@ -31,7 +31,8 @@ def up(args: argparse.Namespace) -> int:
             return 0
         stop_state(state)  # half-dead leftovers: clear them before starting afresh
     nodes = [NodeSpec(name=f"kubesweep-node-{i}", cpu=args.cpu, memory=args.memory,
-                      pods=args.pods, gpus=args.gpus) for i in range(args.nodes)]
+                      pods=args.pods, gpus=args.gpus, workdir=args.workdir)
+             for i in range(args.nodes)]
     cluster = LocalCluster(run_dir, nodes, die_with_parent=False)
     try:
         state = cluster.start(timeout=args.timeout)
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--cpu", default="32")
     u.add_argument("--memory", default="64Gi")
     u.add_argument("--pods", type=int, default=110)
+    u.add_argument("--workdir", type=Path, default=None,
+                   help="working directory of pod processes (default: repository root); "
+                        "e.g. examples/ to apply the example Sweeps unchanged")
     u.add_argument("--timeout", type=float, default=180.0)
     u.set_defaults(func=up)
     sub.add_parser("down", help="stop the cluster").set_defaults(func=down)

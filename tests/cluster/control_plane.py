@@ -44,6 +44,14 @@ class NodeSpec:
     pods: int = 110
     gpus: int = 2
     labels: dict[str, str] = field(default_factory=dict)
+    # Where pod processes run unless a container's workingDir exists on this machine;
+    # None means the repository root. A real node's equivalent is the image's WORKDIR,
+    # so pointing it at e.g. examples/ lets manifests run unchanged.
+    workdir: Path | None = None
+
+    def resolved_workdir(self) -> Path:
+        """The absolute working directory the node agent gets."""
+        return (self.workdir or REPO_ROOT).resolve()
 
 
 @dataclass
@@ -122,6 +130,10 @@ class LocalCluster:
         """Start every component and wait until the cluster can run pods."""
         binaries = {b: control_plane_binary(b) for b in
                     ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")}
+        for node in self.nodes:  # before starting anything that would need stopping
+            if not node.resolved_workdir().is_dir():
+                raise ClusterError(f"node {node.name}: workdir {node.resolved_workdir()} "
+                                   "is not a directory")
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir)
         logs = self.run_dir / "logs"
@@ -240,7 +252,7 @@ class LocalCluster:
             f"--memory={node.memory}", f"--pods={node.pods}", f"--gpus={node.gpus}",
             f"--cert={pki.node_cert}", f"--key={pki.node_key}",
             f"--state-dir={self.run_dir / 'nodes' / node.name}",
-            f"--workdir={REPO_ROOT}",
+            f"--workdir={node.resolved_workdir()}",
         ]
         argv += [f"--label={k}={v}" for k, v in node.labels.items()]
         # `-m tests.cluster...` resolves from the repository root.

@@ -5,10 +5,13 @@ any other test directory can import them the same way).
   `kubectl(...)`, and `local` (the LocalCluster, or None when KUBESWEEP_TEST_KUBECONFIG
   points the suite at an existing cluster).
 - `namespace` (function): a fresh namespace (default ServiceAccount ready), deleted after.
+- `start_cluster(tmp_path_factory, nodes)`: the same as a context manager, for a module
+  that overrides `cluster` with other nodes (e.g. another working directory).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -108,10 +111,12 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{detail}\n{hint}")
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
-    """A real cluster for the session: $KUBESWEEP_TEST_KUBECONFIG if set, else a local
-    one started from the binaries of scripts/build-control-plane.sh."""
+@contextlib.contextmanager
+def start_cluster(tmp_path_factory: pytest.TempPathFactory,
+                  nodes: list[NodeSpec] | None = None) -> Iterator[ClusterHandle]:
+    """$KUBESWEEP_TEST_KUBECONFIG's cluster if set, else a local one with `nodes`
+    (default DEFAULT_NODES) started from the binaries of scripts/build-control-plane.sh,
+    stopped on exit. For fixture variants, e.g. a module whose node runs pods elsewhere."""
     external = os.environ.get(EXTERNAL_KUBECONFIG_ENV)
     missing = None
     try:
@@ -122,10 +127,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]
         pytest.fail(missing, pytrace=False)
     if external:
         api = kubernetes.config.new_client_from_config(config_file=external)
-        yield ClusterHandle(Path(external), api, kubectl)
-        api.close()
+        try:
+            yield ClusterHandle(Path(external), api, kubectl)
+        finally:
+            api.close()
         return
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), DEFAULT_NODES)
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes or DEFAULT_NODES)
     try:
         state = local.start()
     except MissingBinaryError as e:
@@ -138,6 +145,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]
     finally:
         api.close()
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    """A real cluster for the session: $KUBESWEEP_TEST_KUBECONFIG if set, else a local
+    one started from the binaries of scripts/build-control-plane.sh."""
+    with start_cluster(tmp_path_factory) as handle:
+        yield handle
 
 
 def _dns_label(text: str, limit: int) -> str:

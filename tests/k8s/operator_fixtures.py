@@ -111,13 +111,27 @@ class OperatorProcess:
         return f"operator log {self.log_path}:\n{tail}\n{self.cluster.log_hint()}"
 
 
+def install_crd(cluster: ClusterHandle) -> Path:
+    """Apply the generated Sweep CRD and wait until it is established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+
+    # Polled, not `kubectl wait --for=condition=Established`: on a CRD the API server
+    # has not given a status yet, kubectl wait fails at once (".status.conditions
+    # accessor error: <nil>"), which happens right after a cluster starts.
+    def established() -> bool:
+        crd = kubernetes.client.ApiextensionsV1Api(cluster.api).read_custom_resource_definition(
+            f"{PLURAL}.{GROUP}")
+        return any(c.type == "Established" and c.status == "True"
+                   for c in (crd.status.conditions if crd.status else None) or [])
+
+    wait_for(established, 60, f"CRD {PLURAL}.{GROUP} Established", cluster.log_hint())
+    return CRD_FILE
+
+
 @pytest.fixture(scope="session", name="crd")
 def crd_fixture(cluster: ClusterHandle) -> Path:
     """The generated Sweep CRD applied and established."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/sweeps.kubesweep.io")
-    return CRD_FILE
+    return install_crd(cluster)
 
 
 @pytest.fixture(name="operator")
