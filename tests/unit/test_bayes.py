@@ -191,6 +191,21 @@ def test_marginal_likelihood_and_acquisition_gradients_match_finite_differences(
         np.testing.assert_allclose(grad[:, j], (up - down) / 2e-6, rtol=1e-4, atol=1e-6)
 
 
+def test_tied_fit_shares_numeric_length_scales_and_keeps_categorical_weights():
+    rng = np.random.default_rng(1)
+    xn, xc = rng.random((10, 4)), rng.integers(0, 3, (10, 1))
+    y = np.sin(5 * xn[:, 0]) + 0.1 * xn[:, 1] + 0.5 * xc[:, 0]
+    y = (y - y.mean()) / y.std()
+    tied = fit_hyper(xn, xc, y, tie_numeric=True)
+    lam = tied.inv_sq_lengthscales
+    assert len(lam) == 5 and np.all(lam[:4] == lam[0]) and np.isfinite(tied.noise)
+    free = fit_hyper(xn, xc, y).inv_sq_lengthscales
+    assert not np.allclose(free[:4], free[0])
+    # the tied fit is the ARD objective restricted to equal scales: no worse a start there
+    dists = sq_dists(xn, xc, xn, xc)
+    assert np.isfinite(_neg_log_posterior(tied.to_vector(), dists, y)[0])
+
+
 def test_log_h_is_finite_and_monotone_far_into_the_tails():
     z = np.array([-1e6, -1e4, -300.0, -40.0, -5.0, -1.0, 0.0, 3.0, 50.0])
     value, _ = log_h(z)

@@ -70,7 +70,12 @@ class BayesStrategy(Strategy):
     pick chooses from and `init_edge` how strongly it keeps off the box's faces (0: plain
     maximin, which piles points into corners); `fit_starts` fixed starts of the
     hyperparameter fit; `local_share` of candidates drawn around the best trials;
-    `prior_quantile` of results the GP's prior mean sits at (None: the mean).
+    `prior_quantile` of results the GP's prior mean sits at (None: the mean);
+    `tie_until`: with at least `tie_min_numeric` numeric parameters, the fit shares one
+    length scale across them while it has fewer than `tie_until` points per numeric
+    parameter (ARD after that; 0 disables). Measured: Hartmann6 (6 floats) median best
+    at 15 trials -2.37 → -2.54 over seeds 0–39; on mlp-digits (4 numeric + 1 categorical)
+    tying from 3 numeric parameters cost ~0.0017 at 15 trials, hence 5.
     """
 
     def __init__(
@@ -87,6 +92,8 @@ class BayesStrategy(Strategy):
         fit_starts: int = 1,
         local_share: float = 0.25,
         prior_quantile: float | None = 0.75,
+        tie_until: float = 3.0,
+        tie_min_numeric: int = 5,
         **options: Any,
     ) -> None:
         super().__init__(space, **options)
@@ -105,6 +112,8 @@ class BayesStrategy(Strategy):
         self.fit_starts = fit_starts
         self.local_share = local_share
         self.prior_quantile = prior_quantile
+        self.tie_until = tie_until
+        self.tie_min_numeric = tie_min_numeric
         self._grid = self._enumerate()
         #: identifies the space's encoding across rebuilt instances (for the caches)
         self._signature = hashlib.blake2b(repr(
@@ -276,14 +285,17 @@ class BayesStrategy(Strategy):
         for part in (self.num_cols, np.asarray(self.n_categories), enc, losses):
             digest.update(np.ascontiguousarray(part).tobytes())
             digest.update(b"|")
-        digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile}".encode())
+        digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile},"
+                      f"{self.tie_until},{self.tie_min_numeric}".encode())
         key = digest.digest()
         with _FITS_LOCK:
             if key in _FITS:
                 _FITS.move_to_end(key)
                 return _FITS[key]
         xn, xc, y = self._training_set(enc, losses, self.fit_points)
-        hyper = fit_hyper(xn, xc, y, starts=self.fit_starts)
+        p = xn.shape[1]
+        tie = p >= self.tie_min_numeric and len(y) < self.tie_until * p
+        hyper = fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie)
         with _FITS_LOCK:
             _FITS[key] = hyper
             while len(_FITS) > 64:

@@ -130,25 +130,43 @@ def _neg_log_posterior(theta: np.ndarray, dists: np.ndarray, y: np.ndarray
 
 
 def fit_hyper(xn: np.ndarray, xc: np.ndarray, y: np.ndarray, starts: int = 1,
-              max_iter: int = 200) -> Hyper:
+              max_iter: int = 200, tie_numeric: bool = False) -> Hyper:
     """MAP hyperparameters for standardised targets `y` (deterministic given its inputs).
 
     Fixed starts, never the previous fit: the answer must not depend on what was fit
     before. The second start assumes short length scales, the first long ones, which are
     the two basins the likelihood typically has with few points.
+
+    `tie_numeric`: one length scale shared by every numeric coordinate (categoricals keep
+    their own weights). With fewer points than a few per dimension, per-dimension (ARD)
+    scales are fit mostly to noise: a few coordinates get spuriously long scales and
+    log-EI then searches along directions the data never ruled out.
     """
-    n_dims = xn.shape[1] + xc.shape[1]
+    p, q = xn.shape[1], xc.shape[1]
+    n_dims = p + q
+    tie = tie_numeric and p > 1
     dists = sq_dists(xn, xc, xn, xc)
-    bounds = [_LOG_LAMBDA_BOUNDS] * n_dims + [_LOG_SCALE_BOUNDS, _LOG_NOISE_BOUNDS]
+
+    def expand(theta: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.full(p, theta[0]), theta[1:]]) if tie else theta
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = _neg_log_posterior(expand(theta), dists, y)
+        if tie:
+            grad = np.concatenate([[np.sum(grad[:p])], grad[p:]])
+        return value, grad
+
+    n_free = 1 + q if tie else n_dims
+    bounds = [_LOG_LAMBDA_BOUNDS] * n_free + [_LOG_SCALE_BOUNDS, _LOG_NOISE_BOUNDS]
     best_value, best_theta = math.inf, Hyper.default(n_dims).to_vector()
     for lam in (1.0, 10.0, 100.0)[:starts]:
-        theta0 = Hyper(np.full(n_dims, lam), 1.0, 1e-2).to_vector()
+        theta0 = Hyper(np.full(n_free, lam), 1.0, 1e-2).to_vector()
         result = optimize.minimize(
-            _neg_log_posterior, theta0, args=(dists, y), jac=True, method="L-BFGS-B",
+            objective, theta0, jac=True, method="L-BFGS-B",
             bounds=bounds, options={"maxiter": max_iter},
         )
         if np.all(np.isfinite(result.x)) and result.fun < best_value:
-            best_value, best_theta = float(result.fun), result.x
+            best_value, best_theta = float(result.fun), expand(result.x)
     return Hyper.from_vector(best_theta)
 
 
