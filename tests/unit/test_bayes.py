@@ -61,6 +61,19 @@ def test_same_inputs_same_output_fresh_or_reused_instance_with_or_without_cache(
     assert other != first  # the rng matters (candidates are drawn from it)
 
 
+def test_tied_length_scales_in_6d_with_few_trials_are_deterministic():
+    space = space_of({f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)})
+    rng = np.random.default_rng(5)
+    finished = [Observation(p, sum((v - 0.3) ** 2 for v in p.values())) for p in
+                (space.sample(rng) for _ in range(10))]
+    a = make_strategy("bayes", space).suggest(finished, [], np.random.default_rng(0))
+    fits = list(bayes_module._FITS.values())
+    assert np.all(fits[-1].inv_sq_lengthscales == fits[-1].inv_sq_lengthscales[0])
+    bayes_module._FITS.clear()
+    b = make_strategy("bayes", space).suggest(finished, [], np.random.default_rng(0))
+    assert a == b
+
+
 def test_determinism_holds_past_the_refit_schedule():
     space = space_of(SMOOTH)
     rng = np.random.default_rng(3)
