@@ -23,8 +23,8 @@ _TEMPLATE = {"spec": {"template": {"spec": {
 
 # -- kubesweep ---------------------------------------------------------------------------
 
-def kubesweep_spec(params: list[Param], method: str, budget: int) -> dict[str, Any]:
-    """The Sweep spec of a benchmark space."""
+def parameters_block(params: list[Param]) -> dict[str, Any]:
+    """The `parameters` of a benchmark space: kubesweep and W&B share these keys."""
     out: dict[str, Any] = {}
     for p in params:
         if p.kind == "cat":
@@ -35,8 +35,14 @@ def kubesweep_spec(params: list[Param], method: str, budget: int) -> dict[str, A
             out[p.name] = {"distribution": "log_uniform_values", "min": p.low, "max": p.high}
         else:
             out[p.name] = {"distribution": "uniform", "min": p.low, "max": p.high}
+    return out
+
+
+def kubesweep_spec(params: list[Param], method: str, budget: int) -> dict[str, Any]:
+    """The Sweep spec of a benchmark space."""
     return {"method": method, "metric": {"name": "loss", "goal": "minimize"},
-            "parameters": out, "maxTrials": budget, "trialTemplate": _TEMPLATE}
+            "parameters": parameters_block(params), "maxTrials": budget,
+            "trialTemplate": _TEMPLATE}
 
 
 def run_kubesweep(method: str) -> Callable[[Problem, int, int], list[float]]:
@@ -102,18 +108,8 @@ def run_optuna(sampler: str) -> Callable[[Problem, int, int], list[float]]:
 
 def wandb_config(params: list[Param]) -> dict[str, Any]:
     """W&B sweep config of a benchmark space (bayes method)."""
-    out: dict[str, Any] = {}
-    for p in params:
-        if p.kind == "cat":
-            out[p.name] = {"values": list(p.choices)}
-        elif p.kind == "int":
-            out[p.name] = {"distribution": "int_uniform", "min": int(p.low), "max": int(p.high)}
-        elif p.log:
-            out[p.name] = {"distribution": "log_uniform_values", "min": p.low, "max": p.high}
-        else:
-            out[p.name] = {"distribution": "uniform", "min": p.low, "max": p.high}
     return {"method": "bayes", "metric": {"name": "loss", "goal": "minimize"},
-            "parameters": out}
+            "parameters": parameters_block(params)}
 
 
 def _wandb_params(run: Any) -> dict[str, Any]:
