@@ -89,9 +89,8 @@ class LocalRunner:
                            history=trial.history, reason=trial.reason, index=trial.index,
                            name=trial.name)
         for trial in recorded.interrupted:
-            self.tuner.add(trial.params, state="pending", index=trial.index, name=trial.name)
-            self.requeue.append(self.tuner.trials[[t.index for t in self.tuner.trials]
-                                                  .index(trial.index)])
+            self.requeue.append(self.tuner.add(trial.params, state="pending",
+                                               index=trial.index, name=trial.name))
 
     def _check_same_sweep(self, header: dict) -> None:
         before = {k: v for k, v in (header.get("spec") or {}).items() if k not in MUTABLE_FIELDS}
