@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Sequence
 
 from kubesweep.k8s import metrics
@@ -43,6 +44,10 @@ def run_operator(*, namespaces: Sequence[str] = (), all_namespaces: bool = False
     try:
         kopf.run(
             standalone=True,  # one replica, no peering objects to read or write
+            # kopf's default identity calls getpass.getuser(), which raises KeyError in a
+            # container whose uid has no passwd entry and no USER variable (the chart
+            # runs uid 65532): never let the user database decide whether we start.
+            identity=operator_identity(),  # type: ignore[arg-type]  # kopf's NewType(str)
             clusterwide=all_namespaces,
             namespaces=() if all_namespaces else list(namespaces),
             liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
@@ -50,6 +55,13 @@ def run_operator(*, namespaces: Sequence[str] = (), all_namespaces: bool = False
     finally:
         operator.stop()
     return 0
+
+
+def operator_identity() -> str:
+    """This operator's identity for kopf: kopf's POD_ID variable if set, else
+    `kubesweep@<hostname>` (in a pod the hostname is the pod's name). Needs no passwd
+    entry for the running uid, unlike kopf's default."""
+    return os.environ.get("POD_ID") or f"kubesweep@{socket.gethostname()}"
 
 
 def _own_namespace() -> str | None:
