@@ -25,8 +25,10 @@ echo "install-node-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # Other jobs on the machine may hold the dpkg lock for a while: wait instead of failing.
 APT=(apt-get -qq -o DPkg::Lock::Timeout=600)
-"${APT[@]}" update >/dev/null || die "apt-get update failed"
-"${APT[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null \
-  || die "apt-get install ${missing[*]} failed"
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+"${APT[@]}" update >"$LOG" 2>&1 || { cat "$LOG" >&2; die "apt-get update failed"; }
+"${APT[@]}" install -y --no-install-recommends "${missing[@]}" >"$LOG" 2>&1 \
+  || { cat "$LOG" >&2; die "apt-get install ${missing[*]} failed"; }
 # Debian's containerd ships only a systemd unit: without systemd nothing starts here;
 # each test node runs its own containerd (tests/cluster/real_node.py).

@@ -4,8 +4,9 @@
 #   bash scripts/test.sh               # everything
 #   bash scripts/test.sh -m "not k8s"  # extra arguments go to pytest
 #
-# Builds the real Kubernetes control plane from source on the first run (cached under
-# ~/.cache/kubesweep; later runs reuse it).
+# Builds the real Kubernetes control plane, kubelet and kube-proxy from source on the
+# first run (cached under ~/.cache/kubesweep; later runs reuse it). Run as root on Debian
+# 12: the real node's packages come from apt and its tests need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,10 @@ export PATH="$TOOLS_BIN:$PATH"
 echo "== installing Prometheus and promtool (Debian package)" >&2
 bash scripts/install-prometheus.sh >&2
 
-echo "== building the Kubernetes control plane (cached)" >&2
+echo "== installing the real node's packages (containerd, runc, CNI plugins, buildah, ...)" >&2
+bash scripts/install-node-deps.sh
+
+echo "== building the Kubernetes control plane, kubelet, kube-proxy and node images (cached)" >&2
 bash scripts/build-control-plane.sh >&2
 
 echo "== ruff" >&2

@@ -64,6 +64,9 @@ KUBE_PROXY_HEALTHZ_PORT = 10256
 # The kubelet's device-plugin directory is compiled in (k8s.io/kubelet's
 # DevicePluginPath), whatever --root-dir says: one more reason for one node per machine.
 DEVICE_PLUGIN_DIR = Path("/var/lib/kubelet/device-plugins")
+# The kubelet links every container's log here (compiled in); the logs themselves are
+# in the run dir (podLogsDir).
+CONTAINER_LOGS_DIR = Path("/var/log/containers")
 # The kubelet sets these host-wide (protectKernelDefaults: false); down restores them.
 SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops",
            "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")
@@ -104,6 +107,7 @@ class HostRecord:
     sysctls: dict[str, str] = field(default_factory=dict)
     netns_before: list[str] = field(default_factory=list)
     created_var_lib_kubelet: bool = False
+    created_container_logs_dir: bool = False
     steps: list[str] = field(default_factory=list)  # what has been set up, in order
 
     def save(self) -> None:
@@ -385,12 +389,13 @@ def write_configs(run_dir: Path, spec: RealNodeSpec, ca_cert: Path, kubelet_kube
         "cni_conf": node / "cni" / "net.d",
         "cni_ipam": node / "cni" / "ipam",
         "kubelet_root": node / "kubelet",
+        "pod_logs": node / "pod-logs",
         "kubelet_config": node / "kubelet-config.yaml",
         "resolv_conf": node / "resolv.conf",
         "proxy_config": node / "kube-proxy-config.yaml",
     }
     for key in ("containerd_root", "containerd_state", "cni_conf", "cni_ipam",
-                "kubelet_root"):
+                "kubelet_root", "pod_logs"):
         paths[key].mkdir(parents=True, exist_ok=True)
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     paths["containerd_config"].write_text(f"""\
@@ -452,6 +457,7 @@ state = "{paths['containerd_state']}"
         "failSwapOn": False,
         "containerRuntimeEndpoint": f"unix://{paths['containerd_sock']}",
         "resolvConf": str(paths["resolv_conf"]),
+        "podLogsDir": str(paths["pod_logs"]),
         "podCIDR": POD_CIDR,
         "maxPods": 110,
         "serializeImagePulls": False,
@@ -493,6 +499,7 @@ def record_sysctls(record: HostRecord) -> None:
         if value is not None:
             record.sysctls[name] = value
     record.created_var_lib_kubelet = not Path("/var/lib/kubelet").exists()
+    record.created_container_logs_dir = not CONTAINER_LOGS_DIR.exists()
     DEVICE_PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
     record.steps.append("cgroups")
     record.save()
@@ -508,8 +515,7 @@ def kubelet_argv(spec: RealNodeSpec, paths: dict[str, Path], kubeconfig: Path) -
     return _in_netns(
         str(control_plane_binary("kubelet")), f"--config={paths['kubelet_config']}",
         f"--kubeconfig={kubeconfig}", f"--root-dir={paths['kubelet_root']}",
-        f"--hostname-override={spec.name}", f"--node-ip={NODE_IP}",
-        f"--pod-infra-container-image={PAUSE_IMAGE}", "--v=2")
+        f"--hostname-override={spec.name}", f"--node-ip={NODE_IP}", "--v=2")
 
 
 def kube_proxy_argv(paths: dict[str, Path]) -> list[str]:
@@ -620,6 +626,23 @@ def unmount_under(root: str, extra: list[str] | None = None) -> list[str]:
     return done
 
 
+def _links_into(run_dir: str) -> list[Path]:
+    try:
+        entries = list(CONTAINER_LOGS_DIR.iterdir())
+    except FileNotFoundError:
+        return []
+    return [e for e in entries if e.is_symlink()
+            and os.readlink(e).startswith(run_dir.rstrip("/") + "/")]
+
+
+def _remove_log_links(run_dir: str, remove_dir: bool) -> None:
+    for link in _links_into(run_dir):
+        link.unlink(missing_ok=True)
+    if remove_dir:
+        with contextlib.suppress(OSError):
+            CONTAINER_LOGS_DIR.rmdir()  # only if empty: someone else may use it now
+
+
 def teardown(record: HostRecord) -> list[str]:
     """Undo everything `record` says was set up (best effort, every step attempted);
     returns the problems met. The node's processes must be stopped already."""
@@ -656,6 +679,9 @@ def teardown(record: HostRecord) -> list[str]:
         for name, value in record.sysctls.items():
             _write_sysctl(name, value)
         step("device plugins", lambda: shutil.rmtree(DEVICE_PLUGIN_DIR, ignore_errors=True))
+        if record.run_dir:
+            step("container log links", lambda: _remove_log_links(
+                record.run_dir, record.created_container_logs_dir))
         if record.created_var_lib_kubelet:
             step("/var/lib/kubelet", lambda: shutil.rmtree("/var/lib/kubelet",
                                                             ignore_errors=True))
@@ -681,6 +707,8 @@ def leftovers(run_dir: str | None = None) -> list[str]:
                   if p.startswith(run_dir.rstrip("/") + "/")]
     if DEVICE_PLUGIN_DIR.exists() and any(DEVICE_PLUGIN_DIR.iterdir()):
         found.append(f"files in {DEVICE_PLUGIN_DIR}")
+    if run_dir:
+        found += [f"log link {p}" for p in _links_into(run_dir)]
     if REGISTRY.exists():
         found.append(f"registry {REGISTRY}")
     return found
