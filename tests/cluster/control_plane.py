@@ -326,10 +326,10 @@ class LocalCluster:
                 .get("nvidia.com/gpu") == str(spec.gpus)))
         self._wait("kube-proxy", deadline, lambda: self._http_ok(
             f"http://{rn.NODE_IP}:{rn.KUBE_PROXY_HEALTHZ_PORT}/healthz"))
-        # kube-proxy prepends its own jumps on its first sync: the guard goes first.
-        rn.ensure_guard_first()
-        if not rn.guard_rules_ok():
-            raise ClusterError("the real node's guard rules are not first in FORWARD/OUTPUT")
+        # The kubelet and kube-proxy prepend their own jumps when they start: the guard
+        # goes back on top once both have.
+        self._wait("the real node's guard rules first in FORWARD/OUTPUT", deadline,
+                   rn.guard_settled)
 
     @staticmethod
     def _node_ready(rest: KubeRest, name: str) -> bool:

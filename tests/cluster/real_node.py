@@ -355,6 +355,17 @@ def guard_rules_ok() -> bool:
             and f"-A OUTPUT -j {HOST_OUTPUT_CHAIN}" in _iptables("-S", "OUTPUT"))
 
 
+def guard_settled() -> bool:
+    """Once the kubelet (KUBE-FIREWALL in OUTPUT) and kube-proxy (KUBE-FORWARD in FORWARD)
+    have prepended their jumps, put the guard's back on top; True when it is first. They
+    only prepend a jump that is missing, so it stays first afterwards."""
+    if ("-j KUBE-FIREWALL" not in _iptables("-S", "OUTPUT", netns=True)
+            or "-j KUBE-FORWARD" not in _iptables("-S", "FORWARD", netns=True)):
+        return False
+    ensure_guard_first()
+    return guard_rules_ok()
+
+
 def ensure_guard_first() -> None:
     """Put the node guard's jumps back at the top of FORWARD/OUTPUT if kube-proxy or the
     kubelet inserted rules above them."""
