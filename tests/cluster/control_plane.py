@@ -301,8 +301,8 @@ class LocalCluster:
         # Bound to the system:node-proxier ClusterRole by default.
         cert, key = pki_mod.issue_client(pki, "kube-proxy", "system:kube-proxy")
         _write_cert_kubeconfig(proxy_kc, server, pki.ca_cert, cert, key)
-        paths = rn.write_configs(self.run_dir, spec, pki.ca_cert, kubelet_kc, proxy_kc)
-        rn.record_sysctls(record)
+        paths = rn.write_configs(self.run_dir, spec, pki.ca_cert, proxy_kc)
+        rn.record_host_state(record)
 
         launch("containerd", rn.containerd_argv(paths))
         self._wait("containerd", deadline, lambda: paths["containerd_sock"].exists()

@@ -126,7 +126,7 @@ class HostRecord:
         except (ValueError, TypeError):
             # Unreadable: treat as a crashed node of unknown shape; teardown of a blank
             # record still removes the fixed-name netns, chains and cgroups.
-            return cls(run_dir="", run_id="", steps=["netns", "host-guard", "cgroups"])
+            return cls(run_dir="", run_id="", steps=["netns", "host-guard", "kubelet"])
 
     def busy(self) -> bool:
         """True while a process of this record's cluster is alive."""
@@ -135,8 +135,8 @@ class HostRecord:
 
 # --- small helpers ----------------------------------------------------------------------
 
-def _run(*argv: str, check: bool = True, input: str | None = None) -> str:
-    proc = subprocess.run(list(argv), capture_output=True, text=True, input=input)
+def _run(*argv: str, check: bool = True) -> str:
+    proc = subprocess.run(list(argv), capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise RealNodeError(f"`{' '.join(argv)}` failed ({proc.returncode}): "
                             f"{proc.stderr.strip() or proc.stdout.strip()}")
@@ -388,7 +388,7 @@ def guard_packets(rule: int) -> int:
 
 # --- configuration files ---------------------------------------------------------------
 
-def write_configs(run_dir: Path, spec: RealNodeSpec, ca_cert: Path, kubelet_kubeconfig: Path,
+def write_configs(run_dir: Path, spec: RealNodeSpec, ca_cert: Path,
                   proxy_kubeconfig: Path) -> dict[str, Path]:
     """containerd, CNI, kubelet and kube-proxy configuration under <run dir>/node."""
     node = run_dir / "node"
@@ -499,12 +499,12 @@ state = "{paths['containerd_state']}"
                       "tcpCloseWaitTimeout": "0s"},
         "nodePortAddresses": [f"{NODE_IP}/32"],
     }, indent=2))
-    del kubelet_kubeconfig  # passed on the command line
     return paths
 
 
-def record_sysctls(record: HostRecord) -> None:
-    """Remember the host-wide sysctls the kubelet will change."""
+def record_host_state(record: HostRecord) -> None:
+    """Before the kubelet starts: remember the host-wide sysctls it will change and
+    which of its fixed directories exist, and create its device-plugin directory."""
     for name in SYSCTLS:
         value = _read_sysctl(name)
         if value is not None:
@@ -512,7 +512,7 @@ def record_sysctls(record: HostRecord) -> None:
     record.created_var_lib_kubelet = not Path("/var/lib/kubelet").exists()
     record.created_container_logs_dir = not CONTAINER_LOGS_DIR.exists()
     DEVICE_PLUGIN_DIR.mkdir(parents=True, exist_ok=True)
-    record.steps.append("cgroups")
+    record.steps.append("kubelet")
     record.save()
 
 
@@ -685,7 +685,7 @@ def teardown(record: HostRecord) -> list[str]:
             _delete_jumps(hook, chain)
             _iptables("-F", chain, check=False)
             _iptables("-X", chain, check=False)
-    if "cgroups" in record.steps:
+    if "kubelet" in record.steps:
         step("cgroups", _remove_cgroups)
         for name, value in record.sysctls.items():
             _write_sysctl(name, value)
