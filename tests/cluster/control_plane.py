@@ -306,7 +306,7 @@ class LocalCluster:
 
         launch("containerd", rn.containerd_argv(paths))
         self._wait("containerd", deadline, lambda: paths["containerd_sock"].exists()
-                   and rn.image_names(paths) is not None)
+                   and rn.image_names(paths) is not None, log="containerd")
         rn.import_images(paths, spec.resolved_images_dir(), Path(state.logs["containerd"]))
         launch("kubelet", rn.kubelet_argv(spec, paths, kubelet_kc))
         launch("kube-proxy", rn.kube_proxy_argv(paths))
@@ -318,18 +318,18 @@ class LocalCluster:
         record.save()
 
         self._wait(f"real node {spec.name} Ready", deadline,
-                   lambda: self._node_ready(rest, spec.name))
+                   lambda: self._node_ready(rest, spec.name), log="kubelet")
         self._untaint(rest, spec.name)
         if spec.gpus > 0:
             self._wait(f"{spec.gpus} nvidia.com/gpu on {spec.name}", deadline, lambda: (
                 rest.get(f"/api/v1/nodes/{spec.name}")["status"].get("allocatable", {})
-                .get("nvidia.com/gpu") == str(spec.gpus)))
+                .get("nvidia.com/gpu") == str(spec.gpus)), log="fake-gpu-plugin")
         self._wait("kube-proxy", deadline, lambda: self._http_ok(
-            f"http://{rn.NODE_IP}:{rn.KUBE_PROXY_HEALTHZ_PORT}/healthz"))
+            f"http://{rn.NODE_IP}:{rn.KUBE_PROXY_HEALTHZ_PORT}/healthz"), log="kube-proxy")
         # The kubelet and kube-proxy prepend their own jumps when they start: the guard
         # goes back on top once both have.
         self._wait("the real node's guard rules first in FORWARD/OUTPUT", deadline,
-                   rn.guard_settled)
+                   rn.guard_settled, log="kube-proxy")
 
     @staticmethod
     def _node_ready(rest: KubeRest, name: str) -> bool:
@@ -367,7 +367,10 @@ class LocalCluster:
         finally:
             os.chdir(cwd)
 
-    def _wait(self, what: str, deadline: float, ready: Callable[[], bool]) -> None:
+    def _wait(self, what: str, deadline: float, ready: Callable[[], bool],
+              log: str | None = None) -> None:
+        """Poll `ready` until true; on timeout name `log` (the component that should
+        have made it true) first, with its tail, then every log."""
         while True:
             self._check_alive()
             try:
@@ -377,7 +380,12 @@ class LocalCluster:
                 pass
             if time.monotonic() > deadline:
                 assert self.state is not None
-                raise ClusterError(f"timed out waiting for {what}; {self.state.log_hint()}")
+                detail = ""
+                if log and log in self.state.logs:
+                    path = self.state.logs[log]
+                    detail = f"; see {path}:\n{_tail(path)}\n"
+                raise ClusterError(f"timed out waiting for {what}{detail}; "
+                                   f"{self.state.log_hint()}")
             time.sleep(0.2)
 
     def _check_alive(self) -> None:
