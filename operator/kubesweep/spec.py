@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from kubesweep.settings import DEFAULT_GPU_RESOURCE
+
 API_GROUP = "kubesweep.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
 KIND = "Sweep"
@@ -280,7 +282,8 @@ class TrialResources(_Model):
     cpu: str | int | float | None = Field(None, description="CPU request, e.g. `2` or `500m`.")
     memory: str | None = Field(None, description="Memory request, e.g. `4Gi`.")
     gpuResourceName: str = Field(
-        "nvidia.com/gpu", description="Extended resource name for GPUs."
+        DEFAULT_GPU_RESOURCE, description="Extended resource name for GPUs (default: the "
+        "operator's --gpu-resource-name)."
     )
 
 
@@ -416,6 +419,18 @@ def template_strings(container: dict[str, Any]) -> list[str]:
     return texts
 
 
+class SearchSpec(SweepSpec):
+    """A spec for the ask/tell `Tuner` alone: `trialTemplate` (how a trial runs) is a back
+    end's concern, so it may be left out here."""
+
+    trialTemplate: dict[str, Any] | None = Field(  # type: ignore[assignment]
+        None, description=SweepSpec.model_fields["trialTemplate"].description)
+
+    def _check_template(self) -> None:
+        if self.trialTemplate is not None:
+            super()._check_template()
+
+
 class ObjectMeta(BaseModel):
     """The parts of metadata kubesweep reads; the rest passes through."""
 
@@ -458,7 +473,7 @@ def _format_loc(loc: tuple[Any, ...], prefix: str) -> str:
     return ".".join(parts)
 
 
-def _errors(exc: ValidationError, prefix: str, data: Any) -> list[tuple[str, str]]:
+def _errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     for err in exc.errors():
@@ -471,7 +486,6 @@ def _errors(exc: ValidationError, prefix: str, data: Any) -> list[tuple[str, str
             path = ".".join(p for p in (path, field_in_msg.group(1)) if p)
             msg = field_in_msg.group(2)
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field {loc[-1]!r}; check the spelling against `kubesweep explain`"
             path = _format_loc(loc[:-1], prefix) or prefix
             msg = f"unknown field {loc[-1]!r}"
         elif err["type"] == "missing":
@@ -501,7 +515,21 @@ def parse_spec(data: Any) -> SweepSpec:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_errors(exc, "spec", data)) from None
+        raise SpecError(_errors(exc, "spec")) from None
+
+
+def parse_search_spec(data: Any) -> SweepSpec:
+    """Validate a spec for the `Tuner`: like `parse_spec`, but `trialTemplate` may be left
+    out (a SearchSpec is returned then)."""
+    if isinstance(data, SweepSpec):
+        return data
+    if isinstance(data, dict) and not ("spec" in data or "kind" in data or
+                                       "apiVersion" in data) and "trialTemplate" not in data:
+        try:
+            return SearchSpec.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(_errors(exc, "spec")) from None
+    return parse_spec(data)
 
 
 def parse_sweep(data: Any) -> Sweep:
@@ -517,4 +545,4 @@ def parse_sweep(data: Any) -> Sweep:
     try:
         return Sweep.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_errors(exc, "", data)) from None
+        raise SpecError(_errors(exc, "")) from None

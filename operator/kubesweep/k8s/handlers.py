@@ -21,8 +21,9 @@ from kubesweep.k8s import metrics
 from kubesweep.k8s.api import Api
 from kubesweep.k8s.crd import PLURAL, VERSION
 from kubesweep.k8s.names import SWEEP_LABEL
-from kubesweep.k8s.reconcile import Settings, reconcile
+from kubesweep.k8s.reconcile import reconcile
 from kubesweep.k8s.workqueue import WorkQueue
+from kubesweep.settings import Settings
 from kubesweep.spec import API_GROUP, KIND
 
 log = logging.getLogger("kubesweep.operator")

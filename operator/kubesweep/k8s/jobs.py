@@ -7,10 +7,9 @@ import json
 from typing import Any
 
 from kubesweep.k8s.names import PARAMS_ANNOTATION, SWEEP_LABEL, TRIAL_LABEL, job_name, label_value
+from kubesweep.settings import DEFAULT_GPU_RESOURCE
 from kubesweep.spec import API_VERSION, KIND, SweepSpec
 from kubesweep.template import render_container
-
-DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 
 #: Evictions and preemptions are not the training code's fault: the Job controller re-runs
 #: such pods without counting them against backoffLimit; the operator bounds how often
