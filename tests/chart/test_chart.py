@@ -383,12 +383,14 @@ def _promtool() -> str:
     return tool("promtool", "run scripts/install-prometheus.sh")
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_promtool_checks_the_alert_rules():
     proc = run([_promtool(), "check", "rules", str(RULES)], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(alert_rules())} rules found" in proc.stdout
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_promtool_unit_tests_of_the_alerts():
     proc = run([_promtool(), "test", "rules", "tests/chart/alerts_test.yaml"], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -397,6 +399,7 @@ def test_promtool_unit_tests_of_the_alerts():
     assert names == {r["alert"] for r in alert_rules()}, "every alert needs a unit test"
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_every_dashboard_query_parses(tmp_path: Path):
     """promtool parses each query (variables substituted) as a recording rule."""
     from tests.chart.chart import substitute

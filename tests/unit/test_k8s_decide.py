@@ -44,10 +44,11 @@ def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 class World:
     """A Sweep and what the cluster holds for it, as plain API dicts."""
 
-    def __init__(self, **spec: Any) -> None:
+    def __init__(self, name: str = "s", **spec: Any) -> None:
+        self.name = name
         self.sweep: dict[str, Any] = {
             "apiVersion": "kubesweep.io/v1alpha1", "kind": "Sweep",
-            "metadata": {"name": "s", "namespace": "ns", "uid": "u1", "generation": 1},
+            "metadata": {"name": name, "namespace": "ns", "uid": "u1", "generation": 1},
             "spec": make_spec(spec.pop("parameters", SPACE), **spec),
         }
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -87,10 +88,10 @@ class World:
         return plan
 
     def job(self, index: int) -> dict[str, Any]:
-        return self.jobs[f"s-{index}"]
+        return self.jobs[f"{self.name}-{index}"]
 
     def pod(self, index: int, phase: str = "Running", **status: Any) -> dict[str, Any]:
-        pod = {"metadata": {"name": f"s-{index}-{len(self.pods.get(index, []))}",
+        pod = {"metadata": {"name": f"{self.name}-{index}-{len(self.pods.get(index, []))}",
                             "creationTimestamp": iso(self.now),
                             "labels": {"kubesweep.io/trial": str(index)}},
                "status": {"phase": phase, **status}}
