@@ -143,6 +143,17 @@ class Parameter(_Model):
                 raise ValueError(f"unknown distribution {dist!r}; valid: {valid}")
         return data
 
+    @field_validator("values", "value")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        # a NUL byte cannot be in a command line or environment variable: the trial would
+        # never start (its pod stuck in ContainerCreating)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "\x00" in item:
+                raise ValueError(f"{item!r} contains a NUL byte (\\x00), which a command "
+                                 "line or environment variable cannot carry; remove it")
+        return value
+
     @model_validator(mode="after")
     def _infer_and_check(self) -> Parameter:
         if self.distribution is None:

@@ -378,8 +378,48 @@ def test_a_job_deleted_by_someone_else_is_recorded_as_stopped():
     w.job(0)["metadata"]["deletionTimestamp"] = iso(NOW)
     plan = w.step()
     assert w.trials()[0]["state"] == "stopped"
-    assert w.trials()[0]["reason"] == "Job s-0 was deleted"
+    assert w.trials()[0]["reason"] == "Job deleted: s-0 was deleted before the trial finished"
     assert plan.delete == []  # already going
+
+
+def test_a_job_that_vanished_is_recorded_once_and_counts_against_the_budget():
+    w = World(parallelism=2, maxTrials=3)
+    w.step()
+    w.run(0, "loss=1")
+    del w.jobs["s-0"]  # kubectl delete job s-0: gone before the next pass looks
+    plan = w.step()
+    trial = w.trials()[0]
+    assert trial["state"] == "stopped"
+    assert trial["reason"] == "Job deleted: s-0 was deleted before the trial finished"
+    assert trial["params"] == w.status["recentTrials"][0]["params"]  # from the last status
+    assert "TrialStopped" in reasons(plan)
+    assert [c.index for c in plan.create] == [2]  # trial 0 is not created again
+    w.finish(1, "loss=0.5")
+    w.finish(2, "loss=0.4")
+    plan = w.step()
+    assert plan.create == [] and w.status["phase"] == "Succeeded"
+    assert w.status["trials"]["created"] == 3  # 3 trials for maxTrials 3, not 4
+    assert w.step().events == []  # recorded once
+
+
+def test_a_corrupt_history_is_reported_and_rebuilt_from_the_jobs():
+    w = World(parallelism=2, maxTrials=4)
+    w.step()
+    w.finish(0, "loss=0.5")
+    w.step()
+    w.finish(1, "loss=0.25")
+    w.run(2, "loss=1")
+    w.sweep["status"]["history"]["indices"] = "xxx"  # kubectl edit --subresource=status
+    plan = w.step()
+    [event] = [e for e in plan.events if e.reason == "CorruptStatus"]
+    assert event.type == "Warning" and event.message.startswith("status.history.indices:")
+    cond = w.condition("StatusRecovered")
+    assert cond["reason"] == "CorruptStatus" and "status.history.indices" in cond["message"]
+    # trial 0 (recorded earlier, Job kept) and trial 1 are read back from their Jobs
+    assert {i: t["state"] for i, t in w.trials().items()} == {0: "succeeded", 1: "succeeded"}
+    assert w.status["bestValue"] == 0.25 and plan.record is not None
+    assert [c.index for c in plan.create] == [3]  # trial 2 runs on; nothing is repeated
+    assert w.step().events == []  # the status is readable again: no report on every pass
 
 
 def test_a_refused_job_fails_its_trial_and_launches_nothing_more():

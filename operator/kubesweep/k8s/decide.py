@@ -32,6 +32,7 @@ from kubesweep import rules
 from kubesweep.k8s import history, objects
 from kubesweep.k8s.jobs import render_job
 from kubesweep.k8s.names import DISRUPTIONS_ANNOTATION, PARAMS_ANNOTATION, job_name
+from kubesweep.k8s.recovery import history_problem
 from kubesweep.k8s.snapshot import Snapshot
 from kubesweep.k8s.status import (
     build_status,
@@ -136,7 +137,8 @@ def decide(snap: Snapshot, now: datetime.datetime, settings: Settings) -> Plan:
     except SpecError as exc:
         return _invalid(plan, exc, status, generation, now)
     phase = status.get("phase")
-    if phase in FINISHED_PHASES and status.get("observedGeneration") == generation:
+    if phase in FINISHED_PHASES and status.get("observedGeneration") == generation and \
+            not history_problem(status.get("history")):
         # finished and unchanged: only the gauges need refreshing (after a restart)
         plan.gauges = Gauges(phase, dict(status.get("trials") or {}), spec.budget,
                              spec.metric.name, status.get("bestValue"))
@@ -247,8 +249,12 @@ class _Pass:
         #: trials that ended in this pass, with their run time
         self.ended: list[tuple[Trial, float | None]] = []
         self.open: list[_Open] = []
+        #: why status.history could not be read (it is then rebuilt from the Jobs)
+        self.corrupt = history_problem(self.status.get("history"))
+        self.corrupt_message = ""
         self.tuner = self._rebuild()
         self._observe_jobs()
+        self._vanished()
 
     def run(self) -> Plan:
         plan, tuner = self.plan, self.tuner
@@ -260,7 +266,13 @@ class _Pass:
         for trial, reason in rules.to_stop(list(tuner.pending), outcome):
             self._end(trial, "stopped", reason)
         outcome = tuner.outcome
-        if plan.delete or self.ended:
+        if self.corrupt:
+            found = sum(1 for t in tuner.trials
+                        if not (t.reason or "").startswith("Job deleted"))
+            self.corrupt_message = (f"{self.corrupt}; rebuilt from the Sweep's Jobs "
+                                    f"({found} trials recovered)")
+            plan.events.append(Event("Warning", "CorruptStatus", self.corrupt_message))
+        if plan.delete or self.ended or self.corrupt:
             # results into the status before any Job is deleted (crash safety)
             recorded = self._status(outcome)
             plan.record = status_patch(self.status, recorded) or None
@@ -283,8 +295,8 @@ class _Pass:
     # -- rebuilding the tuner from the cluster --------------------------------------------
 
     def _rebuild(self) -> Tuner:
-        records = history.decode(self.status.get("history"),
-                                 lambda i: job_name(self.name, i))
+        records = [] if self.corrupt else history.decode(self.status.get("history"),
+                                                         lambda i: job_name(self.name, i))
         # the compact history keeps no per-trial metrics; the listed trials do
         listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
                                               self.status.get("bestTrial") or {}]}
@@ -327,7 +339,8 @@ class _Pass:
         trial = tuner.add(params, state="pending", index=index, name=name)
         if job["metadata"].get("deletionTimestamp"):
             # deleted by someone else before the operator recorded a result
-            self._end(trial, "stopped", f"Job {name} was deleted", delete=False)
+            self._end(trial, "stopped", f"Job deleted: {name} was deleted before the trial "
+                      "finished", delete=False)
             return
         state = objects.pending_state(job, pods, self.now)
         lost = objects.disruptions(job, pods)
@@ -344,6 +357,28 @@ class _Pass:
                       f"did not start within {self.settings.trial_start_timeout:g}s: {why}")
             return
         self.open.append(_Open(trial, job, pods, state))
+
+    def _vanished(self) -> None:
+        """Trials an earlier pass created whose Job is gone before a result was recorded
+        (deleted by hand, or pruned while the history was lost): recorded as stopped, so
+        each counts against the budget once and is never created again."""
+        try:
+            created = int((self.status.get("trials") or {}).get("created") or 0)
+        except (TypeError, ValueError):
+            created = 0
+        listed = {t.get("index"): t for t in self.status.get("recentTrials") or []
+                  if isinstance(t, dict)}
+        known = {t.index for t in self.tuner.trials}
+        for index in range(created):
+            if index in known:
+                continue
+            name = job_name(self.name, index)
+            params = dict((listed.get(index) or {}).get("params") or {})
+            trial = self.tuner.add(params, state="pending", index=index, name=name)
+            why = (f"Job deleted: {name} is gone and status.history was unreadable, so its "
+                   "result is lost") if self.corrupt else \
+                f"Job deleted: {name} was deleted before the trial finished"
+            self._end(trial, "stopped", why, delete=False)
 
     def _log(self, pod: dict[str, Any] | None) -> str | None:
         return self.snap.logs.get(pod["metadata"]["name"]) if pod else None
@@ -412,9 +447,14 @@ class _Pass:
     def _status(self, outcome: Outcome | None) -> dict[str, Any]:
         running = {o.trial.index for o in self.open if o.state.started}
         unschedulable = sum(1 for o in self.open if o.state.unschedulable)
-        return build_status(self.status, self.tuner, self.spec, running=running,
-                            unschedulable=unschedulable, generation=self.generation,
-                            outcome=outcome, hashes=self.hashes, now=self.stamp)
+        status = build_status(self.status, self.tuner, self.spec, running=running,
+                              unschedulable=unschedulable, generation=self.generation,
+                              outcome=outcome, hashes=self.hashes, now=self.stamp)
+        if self.corrupt:
+            status["conditions"] = set_condition(
+                status["conditions"], "StatusRecovered", True, "CorruptStatus",
+                self.corrupt_message, self.generation, self.stamp)
+        return status
 
     def _trial_events(self) -> None:
         metric = self.spec.metric.name

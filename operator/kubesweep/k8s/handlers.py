@@ -125,14 +125,17 @@ async def _sweep_event(event: dict[str, Any], body: Any, namespace: str, name: s
     key = (namespace, name)
     if event.get("type") == "DELETED":
         OPERATOR.queue.forget(key)
+        OPERATOR.api.own_writes.pop(key, None)
         metrics.forget_sweep(namespace, name, (body.get("spec") or {}).get("metric", {})
                              .get("name"))
         return
     status = body.get("status") or {}
     # our own status writes come back as MODIFIED events with an unchanged generation:
-    # they need no pass (the one that wrote them has already decided)
+    # they need no pass (the one that wrote them has already decided). A status edited
+    # by anyone else does (it may be corrupt, or hide a trial).
     if event.get("type") == "MODIFIED" and \
-            status.get("observedGeneration") == body["metadata"].get("generation"):
+            status.get("observedGeneration") == body["metadata"].get("generation") and \
+            OPERATOR.api.wrote(namespace, name, body["metadata"].get("resourceVersion")):
         return
     OPERATOR.queue.add(key)
 

@@ -15,6 +15,7 @@ from typing import Any
 from kubesweep.k8s import history, objects
 from kubesweep.k8s.api import Api
 from kubesweep.k8s.names import SWEEP_LABEL, label_value
+from kubesweep.k8s.recovery import history_problem
 from kubesweep.k8s.status import changed_fields
 from kubesweep.spec import SpecError, parse_spec
 
@@ -56,10 +57,10 @@ def observe(api: Api, namespace: str, name: str) -> Snapshot | None:
         return snap  # decide refuses the change; no trial is looked at
     uid = sweep["metadata"].get("uid", "")
     snap.jobs = [j for j in api.list_jobs(namespace, selector(name)) if objects.owned_by(j, uid)]
-    try:
+    if history_problem(status.get("history")):
+        recorded: set[int] = set()  # decide reports it and rebuilds from the Jobs
+    else:
         recorded = history.recorded_indices(status.get("history"))
-    except ValueError:
-        recorded = set()  # decide reports the corrupt history and rebuilds it from the Jobs
     unrecorded = [j for j in snap.jobs if objects.trial_index(j) not in recorded]
     if not unrecorded:
         return snap
