@@ -156,8 +156,8 @@ def test_only_users_who_may_create_jobs_may_create_or_change_sweeps(
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                     "name": "status-writer"},
         "subjects": [{"kind": "ServiceAccount", "name": "writer", "namespace": namespace}]})
-    _wait(lambda: _as(cluster, writer, "auth", "can-i", "patch", "sweeps.kubesweep.io/status"
-                      ).stdout.strip() == "yes", "the status-writer binding")
+    _wait(lambda: _as(cluster, writer, "auth", "can-i", "patch", "sweeps.kubesweep.io",
+                      "--subresource=status").stdout.strip() == "yes", "the status-writer binding")
     status = _as(cluster, writer, "patch", "sweep", "s", "--subresource=status",
                  "--type=merge", "-p", json.dumps({"status": {"phase": "Pending"}}))
     assert status.returncode == 0, status.stderr
