@@ -7,7 +7,7 @@ identity called getpass.getuser() for a uid without a passwd entry). The operato
 started from the image against the real test API server and must answer /healthz,
 both as the image's uid and as a uid the image does not know (the operator itself must
 not depend on the passwd entry). On the real node the chart runs the same image
-(tests/k8s/test_chart_install.py).
+(tests/node/test_chart_install.py).
 """
 
 from __future__ import annotations

@@ -76,6 +76,9 @@ def release(cluster: ClusterHandle) -> Iterator[Release]:
     finally:
         helm("uninstall", rel.name, "--namespace", rel.namespace, "--wait",
              kubeconfig=cluster.kubeconfig, check=False)
+        # a cluster-wide operator must be gone before another module's sweeps appear
+        wait_for(lambda: not cluster.core().list_namespaced_pod(rel.namespace).items, 120,
+                 f"the operator pod in {rel.namespace} to stop")
         cluster.kubectl("delete", "namespace", rel.namespace, "--wait=false", check=False)
 
 
