@@ -45,6 +45,18 @@ def archive(name: str) -> Path:
 _TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "data_filter") else {}
 
 
+def require_images(*names: str) -> None:
+    """Fail the calling test, saying how to build them, when image archives are missing
+    (the real node would only report ErrImageNeverPull / ImagePullBackOff)."""
+    import pytest
+
+    for name in names:
+        try:
+            archive(name)
+        except MissingImageError as e:
+            pytest.fail(str(e), pytrace=False)
+
+
 @dataclass
 class ImageConfig:
     """What a runtime takes from the image config."""

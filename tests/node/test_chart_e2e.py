@@ -24,6 +24,7 @@ from tests.chart.chart import CHART, helm
 from tests.chart.prometheus import Prometheus
 from tests.cluster.fixtures import ClusterHandle, wait_for
 from tests.cluster.paths import REPO_ROOT
+from tests.images.rootfs import require_images
 
 pytestmark = [pytest.mark.k8s, pytest.mark.real_node]
 
@@ -59,6 +60,7 @@ def _operator_log(cluster: ClusterHandle, release: Release) -> str:
 @pytest.fixture(scope="module")
 def release(cluster: ClusterHandle) -> Iterator[Release]:
     """The chart installed with its default values (cluster-wide, the built image)."""
+    require_images("operator", "trial-sklearn")
     suffix = uuid.uuid4().hex[:5]
     rel = Release(f"ks-{suffix}", f"ks-system-{suffix}")
     cluster.kubectl("create", "namespace", rel.namespace)

@@ -25,6 +25,7 @@ import yaml
 from tests.chart.chart import CHART, alert_rules, helm, panel_queries, substitute
 from tests.chart.prometheus import Prometheus, finite_points
 from tests.cluster.fixtures import ClusterHandle, wait_for
+from tests.images.rootfs import require_images
 
 pytestmark = [pytest.mark.k8s, pytest.mark.real_node]
 
@@ -79,6 +80,7 @@ def _operator_log(cluster: ClusterHandle, release: Release) -> str:
 @pytest.fixture
 def install(cluster: ClusterHandle) -> Iterator[Any]:
     """Install the chart with given values; uninstalled (and its namespace deleted) after."""
+    require_images("operator", "trial-sklearn")
     installed: list[Release] = []
 
     def _install(values: dict[str, Any]) -> Release:
