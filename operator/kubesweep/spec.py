@@ -323,7 +323,9 @@ class SweepSpec(_Model):
                              description="Trials running at the same time.")
     maxFailedTrials: int | None = Field(
         None, ge=0, le=MAX_TRIALS,
-        description="Fail the sweep once more trials than this have failed."
+        description="Fail the sweep once more trials than this have failed. Unset: the "
+        "sweep fails when its first 5 finished trials all failed (a broken command or image "
+        "does not use up the budget); set it to allow more failures."
     )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the strategy's random numbers.")
     earlyTerminate: EarlyTerminate | None = Field(
