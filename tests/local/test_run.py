@@ -271,3 +271,26 @@ def test_whole_float_bounds_mean_the_same_as_on_kubernetes(tmp_path):
     from kubesweep.manifest import load_sweep
 
     assert load_sweep(sweep).spec.parameters["x"].distribution.value == "int_uniform"
+
+
+def test_non_finite_values_fail_the_trial_and_never_reach_the_results_file(tmp_path):
+    script = """
+        import sys
+        print("acc=inf other=-inf")
+        print(f"loss={sys.argv[1].replace('big', '1e309')}")
+    """
+    sweep = write_sweep(tmp_path, script, method="grid", maxTrials=5,
+                        parameters={"x": {"values": ["nan", "inf", "-inf", "big", "0.5"]}})
+    proc = kubesweep("run", str(sweep), "--plain", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "kubesweep-results/t/trials.jsonl"
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in {out}")
+
+    records = [json.loads(line, parse_constant=refuse) for line in out.read_text().splitlines()]
+    by_x = {r["params"]["x"]: r for r in records if r["event"] == "end"}
+    for bad in ("nan", "inf", "-inf", "big"):
+        assert by_x[bad]["state"] == "failed" and by_x[bad]["value"] is None
+        assert by_x[bad]["reason"].startswith("reported loss=")
+    assert by_x["0.5"]["state"] == "succeeded" and by_x["0.5"]["metrics"] == {"loss": 0.5}
