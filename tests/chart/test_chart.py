@@ -276,7 +276,8 @@ def test_replicas_run_with_leader_election_a_lease_role_and_a_pdb():
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"].items() <= \
         deploy["spec"]["template"]["metadata"]["labels"].items()
-    [role] = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    [role] = [r for r in by_kind(docs, "Role")
+              if r["metadata"]["name"].endswith("-leader-election")]
     assert role["metadata"]["namespace"] == "kubesweep-system"
     assert _rules(role) == {("coordination.k8s.io", "leases", v)
                             for v in ("create", "get", "update")}
