@@ -119,8 +119,9 @@ def test_operator_identity_needs_no_user_variable(
 def test_operator_from_the_image_starts_against_the_api_server(
         operator_image: tuple[Path, ImageConfig], cluster: ClusterHandle, namespace: str,
         tmp_path: Path, uid: int):
-    """The image's entrypoint, read-only root, no USER: kopf starts and /healthz answers
-    (before the fix it died in its peering identity with KeyError: getpwuid())."""
+    """The image's entrypoint, read-only root, no USER: kopf starts watching and /readyz
+    answers (before the fix kopf died in its peering identity with KeyError: getpwuid(),
+    so its watches never started)."""
     rootfs, config = operator_image
     install_crd(cluster)
     assert CRD_FILE.exists()
@@ -142,14 +143,14 @@ def test_operator_from_the_image_starts_against_the_api_server(
             out = proc.stdout.read() if proc.stdout else ""
             raise AssertionError(f"the operator exited with {proc.returncode}:\n{out}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz",
+            with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/readyz",
                                         timeout=2) as resp:
                 return resp.status == 200
         except OSError:
             return False
 
     try:
-        wait_for(healthy, 90, "the operator's /healthz from the image")
+        wait_for(healthy, 90, "the operator's /readyz from the image")
     finally:
         _stop(proc)
 
