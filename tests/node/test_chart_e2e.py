@@ -215,12 +215,12 @@ def test_metric_only_in_the_termination_message_counts(
         cluster: ClusterHandle, release: Release, namespace: str):
     """A trial that prints nothing and only writes the termination message succeeds."""
     command = ("import json, os\n"
-               "with open(os.environ['KUBESWEEP_TERMINATION_MESSAGE_PATH'], 'w') as f:\n"
+               "with open('/dev/termination-log', 'w') as f:\n"
                "    json.dump({'loss': 0.125}, f)\n")
     cluster.kubectl("apply", "-n", namespace, "-f", "-",
                     input=_trial_sweep("quiet", command))
     status = _wait_phase(cluster, release, namespace, "quiet", timeout=300)
-    assert status["phase"] == "Succeeded", status.get("conditions")
+    assert status["phase"] == "Succeeded", _records(cluster, namespace, "quiet")
     (record,) = _records(cluster, namespace, "quiet")
     assert record["value"] == 0.125
 
@@ -255,7 +255,8 @@ def test_evicted_trial_is_retried(cluster: ClusterHandle, release: Release, name
         "apiVersion": "policy/v1", "kind": "Eviction",
         "metadata": {"name": first.metadata.name, "namespace": namespace}})
     status = _wait_phase(cluster, release, namespace, "evict", timeout=300)
-    assert status["phase"] == "Succeeded", status
+    assert status["phase"] == "Succeeded", (status.get("conditions"),
+                                            _records(cluster, namespace, "evict"))
     assert status["trials"]["created"] == 1, status["trials"]
     (record,) = _records(cluster, namespace, "evict")
     assert record["state"] == "succeeded" and record["value"] == 0.5, record
