@@ -63,8 +63,9 @@ class ClusterHandle:
 
     @property
     def is_local(self) -> bool:
-        """True when pods run as processes on this machine (the harness's node agent)."""
-        return self.local is not None
+        """True when pods run as processes on this machine (the harness's node agent);
+        False on a cluster with the real node (pods run in containers there)."""
+        return self.local is not None and self.local.real_node is None
 
     @property
     def state(self) -> ClusterState | None:

@@ -7,15 +7,16 @@ Host layout (one real node per machine at a time; see tests/cluster/README.md):
     ----------                         ---------------------------
     kswh0 10.213.0.1/30  <-- veth -->  eth0 10.213.0.2/30  (the node IP)
     (API server binds here)            ksw-br0 10.214.0.1/24 (CNI bridge, pods 10.214.0.x)
-    route 10.214.0.0/24 via .0.2       ksw-void (veth, peer down): the default route's dead end
-    KUBESWEEP-FWD/-OUT guard chains    KUBESWEEP-GUARD chain + kubelet's/kube-proxy's KUBE-*
+    routes 10.214.0.0/24 (pods) and    ksw-void (veth, peer down): the default route's dead end
+    10.0.0.0/24 (Services) via .0.2    KUBESWEEP-GUARD chains + kubelet's/kube-proxy's KUBE-*
+    KUBESWEEP-FWD guard chain
 
 Nothing in the node netns routes anywhere but to this machine: its default route is a
-veth whose peer is down in the same netns (a dead end), and its guard chain REJECTs pod traffic to
-anything but other pods, the node and the host address, and any Service IP kube-proxy
-has not rewritten. So a missing rule fails fast, and nothing can leave even then.
-containerd, kubelet and kube-proxy keep their iptables rules, bridge and sysctls in the
-node netns, which `down` deletes as a whole.
+veth whose peer is down in the same netns (a dead end), and its guard chain REJECTs pod
+traffic to anything but other pods, the node and the host address, and any Service IP
+(from pods or from the host) kube-proxy has not rewritten. So a missing rule fails fast,
+and nothing can leave even then. containerd, kubelet and kube-proxy keep their iptables
+rules, bridge and sysctls in the node netns, which `down` deletes as a whole.
 """
 
 from __future__ import annotations
@@ -51,9 +52,8 @@ POD_GATEWAY = "10.214.0.1"
 BRIDGE = "ksw-br0"
 VOID = "ksw-void"
 VOID_PEER = "ksw-void-peer"
-# Host chains (filter table): FORWARD and OUTPUT jump to them first.
+# Host chain (filter table): FORWARD jumps to it first.
 HOST_FORWARD_CHAIN = "KUBESWEEP-FWD"
-HOST_OUTPUT_CHAIN = "KUBESWEEP-OUT"
 # The node netns' chains (filter table): FORWARD and OUTPUT jump to them first.
 GUARD_CHAIN = "KUBESWEEP-GUARD"
 GUARD_OUT_CHAIN = "KUBESWEEP-GUARD-OUT"
@@ -286,6 +286,10 @@ def setup_network(record: HostRecord) -> None:
     netns_exec("ip", "route", "add", "default", "dev", VOID)
     # The API server (host) answers pods and reaches pod IPs (logs, probes, Prometheus).
     _run("ip", "route", "add", POD_CIDR, "via", NODE_IP, "dev", HOST_VETH)
+    # Host processes reach Service IPs through the node's kube-proxy (e.g. Prometheus
+    # scraping a Service); one kube-proxy has not rewritten hits the node's guard and
+    # is rejected there, instead of following the host's default route out.
+    _run("ip", "route", "add", SERVICE_CLUSTER_IP_RANGE, "via", NODE_IP, "dev", HOST_VETH)
     # Pods reach each other through the bridge; Service traffic to pods on the same
     # bridge needs bridged packets to see kube-proxy's rules (per-netns sysctl).
     netns_exec("sh", "-c", "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
@@ -332,13 +336,7 @@ def _install_host_guard() -> None:
     _iptables("-N", HOST_FORWARD_CHAIN)
     # The host never forwards anything the node sends (the node only talks to the host).
     _iptables("-A", HOST_FORWARD_CHAIN, "-i", HOST_VETH, *reject)
-    _iptables("-A", HOST_FORWARD_CHAIN, "-d", SERVICE_CLUSTER_IP_RANGE, *reject)
     _iptables("-I", "FORWARD", "1", "-j", HOST_FORWARD_CHAIN)
-    # kube-proxy runs in the node netns, so no host process's Service IP is ever
-    # rewritten: REJECT instead of letting it follow the default route out.
-    _iptables("-N", HOST_OUTPUT_CHAIN)
-    _iptables("-A", HOST_OUTPUT_CHAIN, "-d", SERVICE_CLUSTER_IP_RANGE, *reject)
-    _iptables("-I", "OUTPUT", "1", "-j", HOST_OUTPUT_CHAIN)
 
 
 def _first_rule(hook: str, netns: bool) -> str:
@@ -352,7 +350,7 @@ def guard_rules_ok() -> bool:
     return (all(_first_rule(hook, True) == f"-A {hook} -j {chain}"
                 for hook, chain in NODE_GUARD_JUMPS)
             and f"-A FORWARD -j {HOST_FORWARD_CHAIN}" in _iptables("-S", "FORWARD")
-            and f"-A OUTPUT -j {HOST_OUTPUT_CHAIN}" in _iptables("-S", "OUTPUT"))
+            and SERVICE_CLUSTER_IP_RANGE in _run("ip", "route", "show", "dev", HOST_VETH))
 
 
 def guard_settled() -> bool:
@@ -681,7 +679,7 @@ def teardown(record: HostRecord) -> list[str]:
         step("netns", lambda: _run("ip", "netns", "delete", NETNS, check=False))
         step("veth", lambda: _run("ip", "link", "delete", HOST_VETH, check=False))
     if "host-guard" in record.steps:
-        for hook, chain in (("FORWARD", HOST_FORWARD_CHAIN), ("OUTPUT", HOST_OUTPUT_CHAIN)):
+        for hook, chain in (("FORWARD", HOST_FORWARD_CHAIN),):
             _delete_jumps(hook, chain)
             _iptables("-F", chain, check=False)
             _iptables("-X", chain, check=False)
@@ -710,7 +708,7 @@ def leftovers(run_dir: str | None = None) -> list[str]:
     if Path("/sys/class/net", HOST_VETH).exists():
         found.append(f"interface {HOST_VETH}")
     chains = _iptables("-S", check=False)
-    found += [f"iptables chain {c}" for c in (HOST_FORWARD_CHAIN, HOST_OUTPUT_CHAIN)
+    found += [f"iptables chain {c}" for c in (HOST_FORWARD_CHAIN,)
               if f"-N {c}" in chains.splitlines()]
     found += [f"cgroup {d}" for d in _cgroup_dirs()]
     if run_dir:

@@ -4,6 +4,9 @@ that keeps pod traffic on this machine."""
 
 from __future__ import annotations
 
+import errno
+import socket
+import urllib.request
 from typing import Any
 
 import pytest
@@ -83,6 +86,26 @@ def test_pod_reaches_the_api_server_through_the_kubernetes_service(
     assert out.strip() == f"via 10.0.0.1:443 user system:serviceaccount:{namespace}:default"
 
 
+def test_host_reaches_a_pod_through_its_service_cluster_ip(
+        cluster: ClusterHandle, namespace: str) -> None:
+    # As Prometheus on the host scrapes the operator through its Service.
+    pod = _pod("web", _probe("main", "serve", "8080", ports=[{"containerPort": 8080}]))
+    pod["metadata"]["labels"] = {"app": "web"}
+    pod["spec"]["restartPolicy"] = "Always"
+    _create(cluster, namespace, pod)
+    svc = cluster.core().create_namespaced_service(namespace, {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    _wait_phase(cluster, namespace, "web", ("Running",))
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://{svc.spec.cluster_ip}:80/", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    # Until kube-proxy has the endpoint the guard rejects the Service IP: retry.
+    assert wait_for(get, 60, "the Service from the host", cluster.log_hint()) == "probe web\n"
+
+
 def test_two_gpu_pods_get_different_devices_and_a_third_is_unschedulable(
         cluster: ClusterHandle, namespace: str) -> None:
     gpu = {"resources": {"limits": {"nvidia.com/gpu": "1"}}}
@@ -140,4 +163,13 @@ def test_guard_rejects_pod_traffic_that_would_leave_the_machine(
     assert _logs(cluster, namespace, "leave", "outside").strip() == "unreachable"
     assert _logs(cluster, namespace, "leave", "service").strip() == "unreachable"
     assert rn.guard_packets(rn.GUARD_RULE_FROM_PODS) > outside_before
+    assert rn.guard_packets(rn.GUARD_RULE_SERVICE) > service_before
+
+    # From the host, the Service range is routed to the node, where the same rule
+    # rejects an address kube-proxy has not rewritten.
+    service_before = rn.guard_packets(rn.GUARD_RULE_SERVICE)
+    with pytest.raises(OSError) as err, socket.socket() as sock:
+        sock.settimeout(5)
+        sock.connect(("10.0.0.250", 80))
+    assert err.value.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED)
     assert rn.guard_packets(rn.GUARD_RULE_SERVICE) > service_before

@@ -9,6 +9,7 @@
 //	probe whoami                ask the API server through $KUBERNETES_SERVICE_HOST:PORT
 //	                            who the pod's ServiceAccount token is (SelfSubjectReview)
 //	probe alloc                 allocate and touch memory until the kernel kills it
+//	probe serve PORT            answer every HTTP request with "probe $HOSTNAME"
 //	probe sleep                 sleep until SIGTERM
 package main
 
@@ -112,7 +113,7 @@ func waitForSignal() {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: probe echo|env|hold|connect|whoami|alloc|sleep ...")
+		fmt.Fprintln(os.Stderr, "usage: probe echo|env|hold|connect|whoami|alloc|serve|sleep ...")
 		os.Exit(2)
 	}
 	args := os.Args[2:]
@@ -139,6 +140,20 @@ func main() {
 		}
 	case "alloc":
 		alloc()
+	case "serve":
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: probe serve PORT")
+			os.Exit(2)
+		}
+		host, _ := os.Hostname()
+		http.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintf(w, "probe %s\n", host)
+		})
+		fmt.Println("serving on :" + args[0])
+		if err := http.ListenAndServe(":"+args[0], nil); err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
 	case "sleep":
 		waitForSignal()
 	default:
