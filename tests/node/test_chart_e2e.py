@@ -4,8 +4,8 @@ chart with its default values, `kubectl apply -f examples/digits-mlp.yaml` uncha
 
 The operator pod runs the image under the chart's securityContext (uid 65532, read-only
 root, no USER variable) and reaches the API server through the `kubernetes` Service via
-kube-proxy; trials run the trial image. Prometheus discovers the operator through its
-metrics Service's endpoints and scrapes the pod.
+kube-proxy; trials run the trial image. Prometheus scrapes the operator pod through
+its metrics Service's ClusterIP.
 """
 
 from __future__ import annotations
@@ -162,9 +162,14 @@ def test_operator_pod_runs_the_image_as_the_chart_says_and_is_scraped(
     log = _operator_log(cluster, release)
     assert "getpwuid" not in log and "Traceback" not in log, log
 
+    # the metrics Service selects exactly the operator pod ...
     targets = _metrics_targets(cluster, release)
     assert targets == [f"{pod.status.pod_ip}:8080"], targets
-    prometheus = Prometheus(tmp_path / "prometheus", targets)
+    # ... and Prometheus scrapes through it: its ClusterIP, rewritten by kube-proxy
+    service = cluster.core().read_namespaced_service(f"{release.fullname}-metrics",
+                                                     release.namespace)
+    port = next(p.port for p in service.spec.ports if p.name == "metrics")
+    prometheus = Prometheus(tmp_path / "prometheus", [f"{service.spec.cluster_ip}:{port}"])
     prometheus.workdir.mkdir()
     prometheus.start()
     try:
