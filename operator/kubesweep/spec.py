@@ -33,6 +33,13 @@ KIND = "Sweep"
 
 #: Largest grid a sweep may enumerate; beyond it use random or bayes.
 MAX_GRID_POINTS = 100_000
+#: Largest trial budget: the status keeps every trial and a Kubernetes object has to fit
+#: in etcd's 1.5 MiB; 10,000 trials is the size the tests store on a real API server.
+MAX_TRIALS = 10_000
+#: Most trials running at once (Jobs in flight per Sweep).
+MAX_PARALLELISM = 10_000
+#: Largest seed (numpy's seeds are 64-bit; so is the CRD's integer).
+MAX_SEED = 2**63 - 1
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6
 
@@ -312,14 +319,18 @@ class SweepSpec(_Model):
         ..., min_length=1, description="Hyperparameters by name, each with its distribution."
     )
     maxTrials: int | None = Field(
-        None, ge=1, validation_alias=AliasChoices("maxTrials", "run_cap"),
+        None, ge=1, le=MAX_TRIALS, validation_alias=AliasChoices("maxTrials", "run_cap"),
         description="Trial budget. Required for random and bayes; grid defaults to its size.",
     )
-    parallelism: int = Field(1, ge=1, description="Trials running at the same time.")
+    parallelism: int = Field(1, ge=1, le=MAX_PARALLELISM,
+                             description="Trials running at the same time.")
     maxFailedTrials: int | None = Field(
-        None, ge=0, description="Fail the sweep once more trials than this have failed."
+        None, ge=0, le=MAX_TRIALS,
+        description="Fail the sweep once more trials than this have failed. Unset: the "
+        "sweep fails when its first 5 finished trials all failed (a broken command or image "
+        "does not use up the budget); set it to allow more failures."
     )
-    seed: int = Field(0, ge=0, description="Seed of the strategy's random numbers.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the strategy's random numbers.")
     earlyTerminate: EarlyTerminate | None = Field(
         None, validation_alias=AliasChoices("earlyTerminate", "early_terminate")
     )
@@ -373,6 +384,11 @@ class SweepSpec(_Model):
             raise ValueError(
                 f"parameters: the grid has {size:,} points, more than the limit of "
                 f"{MAX_GRID_POINTS:,}; use fewer values or method random/bayes"
+            )
+        if self.maxTrials is None and size > MAX_TRIALS:
+            raise ValueError(
+                f"parameters: the grid has {size:,} points, more than the {MAX_TRIALS:,} trials "
+                "one sweep can hold; set maxTrials to run part of it, or use fewer values"
             )
 
     def _check_template(self) -> None:
@@ -445,12 +461,30 @@ class SearchSpec(SweepSpec):
             super()._check_template()
 
 
+#: What Kubernetes accepts as the name of a custom resource (a DNS-1123 subdomain).
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+MAX_SUBDOMAIN = 253
+
+
 class ObjectMeta(BaseModel):
     """The parts of metadata kubesweep reads; the rest passes through."""
 
     model_config = ConfigDict(extra="allow")
     name: str | None = None
     namespace: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        # the API server refuses other names; refusing them locally too keeps one
+        # manifest valid (or not) in both places, and the name is a results directory
+        if name is not None and (len(name) > MAX_SUBDOMAIN or not DNS_SUBDOMAIN.fullmatch(name)):
+            shown = name if len(name) <= 80 else name[:77] + "..."
+            raise ValueError(
+                f"{shown!r} is not a valid Kubernetes name: use at most {MAX_SUBDOMAIN} "
+                "lowercase letters, digits, '-' and '.', starting and ending with a letter "
+                "or digit (e.g. digits-mlp)")
+        return name
 
 
 class Sweep(_Model):

@@ -98,6 +98,18 @@ def test_max_failed_trials_fails_the_sweep(tmp_path):
     assert len(ended(tmp_path / "kubesweep-results/t/trials.jsonl")) == 2
 
 
+def test_a_sweep_whose_first_trials_all_fail_stops_after_five(tmp_path):
+    sweep = write_sweep(tmp_path, "import missing_module\n", maxTrials=20, parallelism=2)
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "FirstTrialsFailed" in proc.stdout
+    assert "the first 5 trials failed" in proc.stdout
+    assert "No module named 'missing_module'" in proc.stdout
+    records = ended(tmp_path / "kubesweep-results/t/trials.jsonl")
+    # five failures end it; a trial running alongside is stopped, never the full budget
+    assert sum(r["state"] == "failed" for r in records) == 5 and len(records) <= 6
+
+
 def test_target_stops_the_sweep(tmp_path):
     sweep = write_sweep(tmp_path, "print('loss=0.01')\n", maxTrials=10,
                         metric={"name": "loss", "goal": "minimize", "target": 0.05})
