@@ -38,8 +38,9 @@ MAX_GRID_POINTS = 100_000
 MAX_TRIALS = 10_000
 #: Most trials running at once (Jobs in flight per Sweep).
 MAX_PARALLELISM = 10_000
-#: Largest seed (numpy's seeds are 64-bit; so is the CRD's integer).
-MAX_SEED = 2**63 - 1
+#: Largest seed. The CRD's `maximum` is a float64 on the API server: 2**63 - 1 rounds to
+#: 2**63, overflows int64 and refused every seed; 2**53 - 1 is exact.
+MAX_SEED = 2**53 - 1
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6
 
