@@ -39,6 +39,7 @@ from threadpoolctl import ThreadpoolController
 from kubesweep.space import Params, Space, params_key
 from kubesweep.strategies.acquisition import categorical_moves, local_search, log_ei
 from kubesweep.strategies.base import Observation, Strategy
+from kubesweep.strategies.batch_pool import POOLS, POOLS_LOCK, Pool
 from kubesweep.strategies.gp import GP, Hyper, fit_hyper
 from kubesweep.strategies.warping import transform_losses
 
@@ -50,7 +51,7 @@ _FITS: OrderedDict[bytes, Hyper] = OrderedDict()
 _FITS_LOCK = threading.Lock()
 
 #: Encoded parameter sets by (space signature, canonical?, exact values); time only.
-_ENCODED: dict[tuple[bytes, bool, tuple[tuple[str, str], ...]], np.ndarray] = {}
+_ENCODED: dict[tuple[bytes, bool, tuple[Any, ...]], np.ndarray] = {}
 _ENCODED_LOCK = threading.Lock()
 
 #: Enumerate and score every point of discrete spaces up to this size.
@@ -94,6 +95,9 @@ class BayesStrategy(Strategy):
         prior_quantile: float | None = 0.75,
         tie_until: float = 3.0,
         tie_min_numeric: int = 5,
+        sparse_from: int = 12,
+        sparse_tau: float = 0.1,
+        pool_size: int = 512,
         **options: Any,
     ) -> None:
         super().__init__(space, **options)
@@ -114,6 +118,9 @@ class BayesStrategy(Strategy):
         self.prior_quantile = prior_quantile
         self.tie_until = tie_until
         self.tie_min_numeric = tie_min_numeric
+        self.sparse_from = sparse_from
+        self.sparse_tau = sparse_tau
+        self.pool_size = pool_size
         self._grid = self._enumerate()
         #: identifies the space's encoding across rebuilt instances (for the caches)
         self._signature = hashlib.blake2b(repr(
@@ -167,10 +174,18 @@ class BayesStrategy(Strategy):
     def _encode_cached(self, params: Params, canonical: bool) -> np.ndarray:
         """`space.encode` (or `canonical`), memoised by the parameters' exact values.
 
-        Encoding is pure Python per value and dominated suggestion time at 1000 trials;
-        the key is the values' repr with their names, so equal keys encode equally.
+        Encoding is pure Python per value and dominated suggestion time at 1000 trials.
+        The key holds each value with its type (so 1, 1.0 and True stay apart), in the
+        dict's order: equal keys encode equally, and a different order only misses. It
+        is built once per trial per suggestion, so it must be cheap (a sorted repr cost
+        more than the rest of a batch suggestion at 500 trials).
         """
-        key = (self._signature, canonical, params_key(params))
+        try:
+            key = (self._signature, canonical, tuple(params.items()),
+                   tuple(map(type, params.values())))
+            hash(key)
+        except TypeError:  # an unhashable value: fall back to its repr
+            key = (self._signature, canonical, params_key(params))
         with _ENCODED_LOCK:
             hit = _ENCODED.get(key)
         if hit is not None:
@@ -286,7 +301,8 @@ class BayesStrategy(Strategy):
             digest.update(np.ascontiguousarray(part).tobytes())
             digest.update(b"|")
         digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile},"
-                      f"{self.tie_until},{self.tie_min_numeric}".encode())
+                      f"{self.tie_until},{self.tie_min_numeric},{self.sparse_from},"
+                      f"{self.sparse_tau}".encode())
         key = digest.digest()
         with _FITS_LOCK:
             if key in _FITS:
@@ -294,8 +310,10 @@ class BayesStrategy(Strategy):
                 return _FITS[key]
         xn, xc, y = self._training_set(enc, losses, self.fit_points)
         p = xn.shape[1]
-        tie = p >= self.tie_min_numeric and len(y) < self.tie_until * p
-        hyper = fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie)
+        sparse = self.n_dims >= self.sparse_from
+        tie = not sparse and p >= self.tie_min_numeric and len(y) < self.tie_until * p
+        hyper = fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie,
+                          sparse_tau=self.sparse_tau if sparse else None)
         with _FITS_LOCK:
             _FITS[key] = hyper
             while len(_FITS) > 64:
@@ -305,6 +323,10 @@ class BayesStrategy(Strategy):
     def _model_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
                     pending_enc: np.ndarray, candidates: np.ndarray | None,
                     rng: np.random.Generator) -> np.ndarray:
+        if len(pending_enc) and candidates is None and self.pool_size:
+            pick = self._pool_pick(finished_enc, losses, pending_enc)
+            if pick is not None:
+                return pick
         hyper = self._hyper(finished_enc, losses)
         xn, xc, y = self._training_set(finished_enc, losses, self.max_points)
         observed = GP(xn, xc, y, hyper)
@@ -342,6 +364,67 @@ class BayesStrategy(Strategy):
             if self._key(enc) not in taken:
                 return enc
         return snapped[order[0]]
+
+    def _pool_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
+                   pending_enc: np.ndarray) -> np.ndarray | None:
+        """The best pool point, pending trials believed at their means (see batch_pool);
+        None when every pool point is taken."""
+        pool = self._pool(finished_enc, losses)
+        pn, pc = self._features(pending_enc)
+        keys = [self._key(e) for e in pending_enc]
+        scores = pool.scores(pn, pc, keys)
+        taken = set(keys)
+        for i in np.argsort(-scores, kind="stable"):
+            if pool.keys[i] not in taken and pool.keys[i] not in pool.done:
+                return pool.enc[i]
+        return None
+
+    def _pool(self, finished_enc: np.ndarray, losses: np.ndarray) -> Pool:
+        """The candidate pool of this finished history (built once, then cached)."""
+        digest = hashlib.blake2b(self._signature, digest_size=16)
+        for part in (finished_enc, losses):
+            digest.update(np.ascontiguousarray(part).tobytes())
+            digest.update(b"|")
+        digest.update(repr([self.n_candidates, self.n_local, self.max_points, self.pool_size,
+                            self.local_share, self.prior_quantile, self.fit_points,
+                            self.sparse_from, self.sparse_tau]).encode())
+        key = digest.digest()
+        with POOLS_LOCK:
+            if key in POOLS:
+                POOLS.move_to_end(key)
+                return POOLS[key]
+        hyper = self._hyper(finished_enc, losses)
+        gp = GP(*self._training_set(finished_enc, losses, self.max_points), hyper)
+        # seeded by the history, not the trial: every trial of a batch sees one pool
+        rng = np.random.default_rng(int.from_bytes(key[:8], "little"))
+        cn, cc = self._candidates(gp, rng)
+        best = float(np.min(gp.y))
+        scores = _chunked_log_ei(gp, cn, cc, best)
+        order = np.argsort(-scores, kind="stable")
+        top = order[: self.n_local]
+        sc = cc[top]
+        sn = local_search(gp, best, cn[top], sc)
+        if self.cat_blocks:
+            sc = categorical_moves(gp, best, sn, sc, self.n_categories)
+            sn = local_search(gp, best, sn, sc)
+        raw = order[: self.pool_size]
+        enc = self._encoding(np.vstack([sn, cn[raw]]), np.vstack([sc, cc[raw]]))
+        snapped, seen = [], set()
+        for e in enc:
+            s = self.space.canonical(self.space.decode(e))
+            k = self._key(s)
+            if k not in seen:
+                seen.add(k)
+                snapped.append(s)
+        penc = np.array(snapped)
+        pool = Pool.build(gp, penc, *self._features(penc))
+        pool.keys = [self._key(e) for e in penc]
+        pool.done = {self._key(e) for e in finished_enc}
+        with POOLS_LOCK:
+            POOLS[key] = pool
+            while len(POOLS) > 8:
+                POOLS.popitem(last=False)
+        return pool
 
     def _candidates(self, gp: GP, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Sobol points over the whole box plus perturbations of the best finished trials
