@@ -10,8 +10,7 @@ from scipy import optimize
 
 from kubesweep.space import Space
 from kubesweep.spec import Parameter
-from kubesweep.strategies import Observation, make_strategy
-from kubesweep.strategies import batch_pool
+from kubesweep.strategies import Observation, batch_pool, make_strategy
 from kubesweep.strategies import bayes as bayes_module
 from kubesweep.strategies.acquisition import log_ei_with_grad, log_h
 from kubesweep.strategies.gp import GP, _neg_log_posterior, fit_hyper, sq_dists
