@@ -113,14 +113,15 @@ def test_sparse_prior_keeps_the_parameters_that_matter_and_flattens_the_rest():
     assert np.median(sparse[others]) < 0.5 * np.median(weak[others])
 
 
-def test_wide_spaces_use_the_sparse_prior_and_narrow_ones_do_not(monkeypatch):
+def test_the_sparse_prior_is_used_from_sparse_from_parameters_and_off_by_default(monkeypatch):
     wide = space_of({f"x{i}": {"min": 0.0, "max": 1.0} for i in range(12)})
     narrow = space_of({f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)})
-    for space, sparse in ((wide, True), (narrow, False)):
+    for space, options, expected in ((wide, {}, None), (wide, {"sparse_from": 12}, 0.1),
+                                     (narrow, {"sparse_from": 12}, None)):
         rng = np.random.default_rng(1)
         finished = [Observation(p, (p["x0"] - 0.5) ** 2) for p in
                     (space.sample(rng) for _ in range(40))]
-        strategy = make_strategy("bayes", space)
+        strategy = bayes_module.BayesStrategy(space, **options)
         calls: list[object] = []
 
         def spy(*args, calls=calls, **kwargs):
@@ -130,4 +131,18 @@ def test_wide_spaces_use_the_sparse_prior_and_narrow_ones_do_not(monkeypatch):
         clear_caches()
         monkeypatch.setattr(bayes_module, "fit_hyper", spy)
         strategy.suggest(finished, [], np.random.default_rng(0))
-        assert calls == [strategy.sparse_tau if sparse else None]
+        assert calls == [expected]
+
+
+def test_encoding_memo_reuses_an_unchanged_prefix_and_sees_edits():
+    space = space_of({"x": {"min": 0.0, "max": 1.0}, "c": {"values": ["a", "b"]}})
+    strategy = make_strategy("bayes", space)
+    params = [{"x": 0.1, "c": "a"}, {"x": 0.5, "c": "b"}]
+    first, _ = strategy._encode_all(params, canonical=False)
+    params.append({"x": 0.9, "c": "a"})
+    grown, kept = strategy._encode_all(params, canonical=False)
+    np.testing.assert_array_equal(grown[:2], first)
+    assert kept == [0, 1, 2]
+    params[0]["x"] = 0.7  # edited in place: must be encoded again
+    edited, _ = strategy._encode_all(params, canonical=False)
+    np.testing.assert_array_equal(edited, space.encode_many(params))
