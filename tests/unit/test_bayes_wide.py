@@ -51,7 +51,7 @@ def test_pool_scores_equal_a_gp_refit_on_the_believed_pending_points():
 def test_a_wide_batch_has_no_duplicates_and_avoids_finished_trials():
     space = space_of({"x": {"min": 0.0, "max": 1.0}, "k": {"min": 1, "max": 4},
                       "c": {"values": ["p", "q"]}})
-    strategy = make_strategy("bayes", space)
+    strategy = bayes_module.BayesStrategy(space, pool_from=0)
     rng = np.random.default_rng(0)
     finished = [Observation(p, (p["x"] - 0.3) ** 2 + p["k"] / 10) for p in
                 (space.sample(rng) for _ in range(12))]
@@ -71,18 +71,24 @@ def test_rebuilt_tuner_finishes_a_wide_batch_exactly_as_the_uninterrupted_one():
     def objective(p: dict) -> float:
         return (p["x0"] - 0.2) ** 2 + (p["x1"] - 0.7) ** 2 + 0.01 * p["x5"] + (p["c"] == "b")
 
-    live = kubesweep.Tuner(spec, seed=3)
+    def tuner(history: list) -> kubesweep.Tuner:
+        t = kubesweep.Tuner(spec, seed=3, history=history)
+        t.strategy.pool_from = 10  # the pool path at a small history (default: 64)
+        return t
+
+    live = tuner([])
     for t in live.ask(16):
         live.tell(t, objective(t.params))
     clear_caches()
     first = live.ask(5)  # a crash after five trials of a batch of sixteen were recorded
+    assert batch_pool.POOLS  # the pool path ran
     rest = live.ask(11)
     clear_caches()
-    rebuilt = kubesweep.Tuner(spec, seed=3, history=[t.to_dict() for t in live.trials[:21]])
+    rebuilt = tuner([t.to_dict() for t in live.trials[:21]])
     assert [t.params for t in rebuilt.ask(11)] == [t.params for t in rest]
     # and one rebuilt before the batch started asks the same whole batch
     clear_caches()
-    again = kubesweep.Tuner(spec, seed=3, history=[t.to_dict() for t in live.trials[:16]])
+    again = tuner([t.to_dict() for t in live.trials[:16]])
     assert [t.params for t in again.ask(16)] == [t.params for t in first + rest]
 
 
