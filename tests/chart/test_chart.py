@@ -140,10 +140,23 @@ def test_rbac_md_grants_every_api_call_in_the_operators_code():
     assert not missing, f"the operator calls {sorted(missing)}, not granted in docs/rbac.md"
 
 
+def _operator_cluster_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ClusterRoles for the operator: not the user roles aggregated into view/edit."""
+    return [d for d in by_kind(docs, "ClusterRole")
+            if not any(k.startswith("rbac.authorization.k8s.io/aggregate-to-")
+                       for k in d["metadata"]["labels"])]
+
+
+def _sweep_rbac(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """Roles/RoleBindings for reconciling Sweeps: not the leader-election Lease's."""
+    return [d for d in by_kind(docs, kind)
+            if not d["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_rbac_md_rules():
     docs = render(crds=False)
-    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
-    [role] = by_kind(docs, "ClusterRole")
+    assert not _sweep_rbac(docs, "Role") and not _sweep_rbac(docs, "RoleBinding")
+    [role] = _operator_cluster_roles(docs)
     assert _rules(role) == GRANTS
     [binding] = by_kind(docs, "ClusterRoleBinding")
     [sa] = by_kind(docs, "ServiceAccount")
@@ -156,12 +169,12 @@ def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_rbac_md_rules():
 
 def test_watch_namespaces_gets_a_role_per_namespace_with_the_rbac_md_rules():
     docs = render(NAMESPACED, crds=False)
-    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
-    roles = by_kind(docs, "Role")
+    assert not _operator_cluster_roles(docs) and not by_kind(docs, "ClusterRoleBinding")
+    roles = _sweep_rbac(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert _rules(role) == GRANTS
-    bindings = by_kind(docs, "RoleBinding")
+    bindings = _sweep_rbac(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:
         assert binding["subjects"][0]["namespace"] == "kubesweep-system"
@@ -172,7 +185,7 @@ def test_watch_namespaces_gets_a_role_per_namespace_with_the_rbac_md_rules():
 
 
 def test_rbac_and_service_account_can_be_left_to_the_user():
-    docs = render({"rbac": {"create": False},
+    docs = render({"rbac": {"create": False}, "userRoles": {"create": False},
                    "serviceAccount": {"create": False, "name": "mine"}}, crds=False)
     kinds = {d["kind"] for d in docs}
     assert not kinds & {"ServiceAccount", "Role", "RoleBinding", "ClusterRole",
@@ -181,10 +194,53 @@ def test_rbac_and_service_account_can_be_left_to_the_user():
     assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
 
 
+def test_user_roles_aggregate_sweep_rights_into_view_and_edit():
+    docs = render(release="kubesweep", crds=False)
+    roles = {r["metadata"]["name"]: r for r in by_kind(docs, "ClusterRole")}
+    view, edit = roles["kubesweep-view"], roles["kubesweep-edit"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k for k, v in view["metadata"]["labels"].items()
+            if k.startswith(aggregate) and v == "true"} == {
+        aggregate + "view", aggregate + "edit", aggregate + "admin"}
+    assert {k for k, v in edit["metadata"]["labels"].items()
+            if k.startswith(aggregate) and v == "true"} == {aggregate + "edit", aggregate + "admin"}
+    assert not {v for _, _, v in _rules(view)} - {"get", "list", "watch"}
+    assert ("kubesweep.io", "sweeps", "create") in _rules(edit)
+    # people never write the status: it is the operator's
+    assert not {v for _, r, v in _rules(edit) if r == "sweeps/status"} - {"get", "list", "watch"}
+    assert not by_kind(render({"userRoles": {"create": False}}, crds=False), "ClusterRole")[1:]
+
+
+def test_admission_policy_checks_job_rights_on_sweep_create_and_spec_change():
+    docs = render(crds=False)
+    [policy] = by_kind(docs, "ValidatingAdmissionPolicy")
+    [binding] = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert "matchResources" not in binding["spec"]  # every namespace
+    [rule] = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["sweeps"]  # not sweeps/status: the operator writes that
+    assert set(rule["operations"]) == {"CREATE", "UPDATE"}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    [check] = policy["spec"]["validations"]
+    assert "resource('jobs')" in check["expression"] and "check('create')" in check["expression"]
+    # namespaced install: the binding covers the watched namespaces only
+    [binding] = by_kind(render(NAMESPACED, crds=False), "ValidatingAdmissionPolicyBinding")
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector == [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                         "values": ["team-a", "team-b"]}]
+    assert not by_kind(render({"admissionPolicy": {"enabled": False}}, crds=False),
+                       "ValidatingAdmissionPolicy")
+
+
 def test_deployment_is_one_hardened_replica_with_the_kopf_liveness_probe():
     [deploy] = by_kind(render(crds=False), "Deployment")
     spec = deploy["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 1
+    # leader election makes a rolling update safe: the new pod stands by until the old
+    # one releases the Lease
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -199,10 +255,48 @@ def test_deployment_is_one_hardened_replica_with_the_kopf_liveness_probe():
     probe = c["livenessProbe"]["httpGet"]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert probe["path"] == "/healthz" and probe["port"] == "healthz"
+    ready = c["readinessProbe"]["httpGet"]
+    assert ready["path"] == "/readyz" and ready["port"] == "healthz"
     assert f"--liveness-port={ports['healthz']}" in c["args"]
     assert f"--metrics-port={ports['metrics']}" in c["args"]
     # a writable /tmp on the read-only root filesystem
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+
+
+def test_replicas_run_with_leader_election_a_lease_role_and_a_pdb():
+    docs = render({"replicas": 2}, crds=False)
+    [deploy] = by_kind(docs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    assert "--leader-elect" in c["args"] and "--lease-namespace=kubesweep-system" in c["args"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} \
+        in c["env"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "healthz"}
+    [pdb] = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= \
+        deploy["spec"]["template"]["metadata"]["labels"].items()
+    [role] = [r for r in by_kind(docs, "Role")
+              if r["metadata"]["name"].endswith("-leader-election")]
+    assert role["metadata"]["namespace"] == "kubesweep-system"
+    assert _rules(role) == {("coordination.k8s.io", "leases", v)
+                            for v in ("create", "get", "update")}
+    [binding] = [b for b in by_kind(docs, "RoleBinding")
+                 if b["metadata"]["name"].endswith("-leader-election")]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # one replica: no PDB (it would block every drain)
+    assert not by_kind(render(crds=False), "PodDisruptionBudget")
+
+
+def test_without_leader_election_one_replica_recreated():
+    docs = render({"leaderElection": {"enabled": False}}, crds=False)
+    [deploy] = by_kind(docs, "Deployment")
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [r for r in by_kind(docs, "Role") if "leader" in r["metadata"]["name"]]
+    proc = helm("template", "x", str(CHART), "--set", "replicas=2",
+                "--set", "leaderElection.enabled=false", check=False)
+    assert proc.returncode != 0 and "replicas > 1 needs leaderElection.enabled" in proc.stderr
 
 
 def test_metrics_service_selects_the_operator_pod_on_a_port_named_metrics():
@@ -267,7 +361,7 @@ BAD_VALUES = [
     ({"grafanaDashboard": {"labels": {"n": 1}}}, "/grafanaDashboard/labels/n"),
     ({"livenessProbe": {"periodSeconds": 0}}, "/livenessProbe/periodSeconds"),
     ({"rbac": {"create": True, "extra": 1}}, "/rbac"),
-    ({"replicas": 2}, "replicas"),
+    ({"replicas": 0}, "replicas"),
 ]
 
 
@@ -383,12 +477,14 @@ def _promtool() -> str:
     return tool("promtool", "run scripts/install-prometheus.sh")
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_promtool_checks_the_alert_rules():
     proc = run([_promtool(), "check", "rules", str(RULES)], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(alert_rules())} rules found" in proc.stdout
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_promtool_unit_tests_of_the_alerts():
     proc = run([_promtool(), "test", "rules", "tests/chart/alerts_test.yaml"], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -397,6 +493,7 @@ def test_promtool_unit_tests_of_the_alerts():
     assert names == {r["alert"] for r in alert_rules()}, "every alert needs a unit test"
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_every_dashboard_query_parses(tmp_path: Path):
     """promtool parses each query (variables substituted) as a recording rule."""
     from tests.chart.chart import substitute

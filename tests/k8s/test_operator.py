@@ -64,7 +64,8 @@ def test_failing_trials_are_recorded_with_reasons(cluster: ClusterHandle, namesp
     sweep = wait_phase(cluster, operator, namespace, "fails")
     status = sweep["status"]
     assert status["phase"] == "Succeeded"
-    assert status["trials"]["succeeded"] == 3 and status["trials"]["failed"] == 2
+    assert status["trials"]["succeeded"] == 3 and status["trials"]["failed"] == 2, \
+        [(r["params"], r["reason"]) for r in trial_records(sweep)]
     by_mode = {r["params"]["mode"]: r for r in trial_records(sweep)}
     assert by_mode["ok"]["state"] == "succeeded" and by_mode["ok"]["value"] == 0.25
     assert by_mode["report"]["value"] == 0.5
@@ -267,7 +268,7 @@ def test_invalid_sweeps_are_refused_by_kubectl_apply(cluster: ClusterHandle, nam
     cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
                     input=yaml.safe_dump(mixed))
 
-    # a valid Sweep: only parallelism and maxTrials may change afterwards
+    # a valid Sweep: only the fields in rules.MUTABLE_FIELDS may change afterwards
     apply(cluster, namespace, base)
     changed = copy.deepcopy(base)
     changed["spec"]["parallelism"] = 3

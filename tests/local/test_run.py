@@ -98,6 +98,18 @@ def test_max_failed_trials_fails_the_sweep(tmp_path):
     assert len(ended(tmp_path / "kubesweep-results/t/trials.jsonl")) == 2
 
 
+def test_a_sweep_whose_first_trials_all_fail_stops_after_five(tmp_path):
+    sweep = write_sweep(tmp_path, "import missing_module\n", maxTrials=20, parallelism=2)
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "FirstTrialsFailed" in proc.stdout
+    assert "the first 5 trials failed" in proc.stdout
+    assert "No module named 'missing_module'" in proc.stdout
+    records = ended(tmp_path / "kubesweep-results/t/trials.jsonl")
+    # five failures end it; a trial running alongside is stopped, never the full budget
+    assert sum(r["state"] == "failed" for r in records) == 5 and len(records) <= 6
+
+
 def test_target_stops_the_sweep(tmp_path):
     sweep = write_sweep(tmp_path, "print('loss=0.01')\n", maxTrials=10,
                         metric={"name": "loss", "goal": "minimize", "target": 0.05})
@@ -129,9 +141,13 @@ def test_early_termination_stops_running_trials(tmp_path):
 
 
 def test_ctrl_c_keeps_results_and_resume_finishes_without_duplicates(tmp_path):
+    # trials 0 and 1 finish at once; later ones wait for the file `release`, so the sweep
+    # is certainly running when Ctrl-C arrives, however slow the machine
     script = """
-        import sys, time
-        time.sleep(0.6)
+        import os, pathlib, sys, time
+        index = int(os.environ["KUBESWEEP_TRIAL"].rsplit("-", 1)[1])
+        while index >= 2 and not pathlib.Path("release").exists():
+            time.sleep(0.05)
         print(f"loss={float(sys.argv[1])}")
     """
     sweep = write_sweep(tmp_path, script, maxTrials=6, parallelism=2)
@@ -139,9 +155,10 @@ def test_ctrl_c_keeps_results_and_resume_finishes_without_duplicates(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "kubesweep.cli", "run", str(sweep), "--plain"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if out.exists() and len(ended(out)) >= 2:
+        if out.exists() and len(ended(out)) >= 2 and \
+                len([r for r in results(out) if r["event"] == "start"]) >= 4:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
@@ -149,8 +166,9 @@ def test_ctrl_c_keeps_results_and_resume_finishes_without_duplicates(tmp_path):
     assert proc.returncode == 130, output
     assert "--resume" in output
     first = ended(out)
-    assert 2 <= len(first) < 6
+    assert sorted(t["index"] for t in first) == [0, 1]  # the cut-off trials 2 and 3 are not kept
 
+    (tmp_path / "release").touch()
     again = kubesweep("run", str(sweep), cwd=tmp_path)
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite
     resumed = kubesweep("run", str(sweep), "--resume", cwd=tmp_path)
@@ -253,3 +271,26 @@ def test_whole_float_bounds_mean_the_same_as_on_kubernetes(tmp_path):
     from kubesweep.manifest import load_sweep
 
     assert load_sweep(sweep).spec.parameters["x"].distribution.value == "int_uniform"
+
+
+def test_non_finite_values_fail_the_trial_and_never_reach_the_results_file(tmp_path):
+    script = """
+        import sys
+        print("acc=inf other=-inf")
+        print(f"loss={sys.argv[1].replace('big', '1e309')}")
+    """
+    sweep = write_sweep(tmp_path, script, method="grid", maxTrials=5,
+                        parameters={"x": {"values": ["nan", "inf", "-inf", "big", "0.5"]}})
+    proc = kubesweep("run", str(sweep), "--plain", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "kubesweep-results/t/trials.jsonl"
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in {out}")
+
+    records = [json.loads(line, parse_constant=refuse) for line in out.read_text().splitlines()]
+    by_x = {r["params"]["x"]: r for r in records if r["event"] == "end"}
+    for bad in ("nan", "inf", "-inf", "big"):
+        assert by_x[bad]["state"] == "failed" and by_x[bad]["value"] is None
+        assert by_x[bad]["reason"].startswith("reported loss=")
+    assert by_x["0.5"]["state"] == "succeeded" and by_x["0.5"]["metrics"] == {"loss": 0.5}

@@ -21,8 +21,9 @@ from kubesweep.k8s import metrics
 from kubesweep.k8s.api import Api
 from kubesweep.k8s.crd import PLURAL, VERSION
 from kubesweep.k8s.names import SWEEP_LABEL
-from kubesweep.k8s.reconcile import Settings, reconcile
+from kubesweep.k8s.reconcile import reconcile
 from kubesweep.k8s.workqueue import WorkQueue
+from kubesweep.settings import Settings
 from kubesweep.spec import API_GROUP, KIND
 
 log = logging.getLogger("kubesweep.operator")
@@ -44,6 +45,10 @@ class Operator:
         self.workers = workers
         self.failures: dict[tuple[str, str], int] = {}
         self._threads: list[threading.Thread] = []
+        #: cleared while another replica leads: workers hold their next key until set
+        self.active = threading.Event()
+        self.active.set()
+        self._stopped = threading.Event()
 
     def start(self) -> None:
         """Start the worker threads."""
@@ -54,13 +59,25 @@ class Operator:
 
     def stop(self) -> None:
         """Stop taking new work (running passes finish on their own)."""
+        self._stopped.set()
         self.queue.close()
+
+    def pause(self) -> None:
+        """Run no new pass (this replica is a standby); passes under way finish."""
+        self.active.clear()
+
+    def resume(self) -> None:
+        """Run passes again (this replica leads)."""
+        self.active.set()
 
     def _work(self) -> None:
         while True:
             key = self.queue.get()
             if key is None:
                 return
+            while not self.active.wait(0.5):
+                if self._stopped.is_set():
+                    return
             namespace, name = key  # type: ignore[misc]
             started = time.perf_counter()
             try:
@@ -124,14 +141,17 @@ async def _sweep_event(event: dict[str, Any], body: Any, namespace: str, name: s
     key = (namespace, name)
     if event.get("type") == "DELETED":
         OPERATOR.queue.forget(key)
+        OPERATOR.api.own_writes.pop(key, None)
         metrics.forget_sweep(namespace, name, (body.get("spec") or {}).get("metric", {})
                              .get("name"))
         return
     status = body.get("status") or {}
     # our own status writes come back as MODIFIED events with an unchanged generation:
-    # they need no pass (the one that wrote them has already decided)
+    # they need no pass (the one that wrote them has already decided). A status edited
+    # by anyone else does (it may be corrupt, or hide a trial).
     if event.get("type") == "MODIFIED" and \
-            status.get("observedGeneration") == body["metadata"].get("generation"):
+            status.get("observedGeneration") == body["metadata"].get("generation") and \
+            OPERATOR.api.wrote(namespace, name, body["metadata"].get("resourceVersion")):
         return
     OPERATOR.queue.add(key)
 

@@ -119,9 +119,8 @@ class BayesStrategy(Strategy):
         sparse_tau: float = 0.1,
         pool_size: int = 512,
         pool_from: int = 64,
-        **options: Any,
     ) -> None:
-        super().__init__(space, **options)
+        super().__init__(space)
         self.num_cols = np.asarray(space.numeric_columns, dtype=int)
         self.cat_blocks = space.categorical_blocks
         self.n_categories = [b.stop - b.start for b in self.cat_blocks]
