@@ -176,7 +176,7 @@ def time_kubesweep(method: str, problem: Problem, done: list, pending: list,
         bayes._FITS.clear()
         bayes._ENCODED.clear()
         batch_pool.POOLS.clear()
-    tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, 10**6), seed=0)
+    tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, 10_000), seed=0)
     for params, value in done:
         tuner.add(params, value)
     for params in pending:
