@@ -166,11 +166,6 @@ class SweepReconciler:
     def _rebuild(self, spec: SweepSpec) -> Tuner:
         records = history.decode(self.status.get("history"),
                                  lambda i: job_name(self.name, i))
-        # the compact history keeps no per-trial metrics; the listed trials do
-        listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
-                                              self.status.get("bestTrial") or {}]}
-        for record in records:
-            record["metrics"] = dict((listed.get(record["index"]) or {}).get("metrics") or {})
         tuner = Tuner(spec, name=self.name, history=records)
         recorded = {r["index"]: r for r in records}
         jobs = [j for j in self.api.list_jobs(self.namespace, selector(self.name))
