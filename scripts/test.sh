@@ -20,6 +20,9 @@ export PATH="$TOOLS_BIN:$PATH"
 echo "== installing Prometheus and promtool (Debian package)" >&2
 bash scripts/install-prometheus.sh >&2
 
+echo "== installing Chromium (headless, for the HTML report's tests)" >&2
+bash scripts/install-chromium.sh
+
 echo "== building the Kubernetes control plane (cached)" >&2
 bash scripts/build-control-plane.sh >&2
 

@@ -66,3 +66,13 @@ def test_too_few_or_constant_trials_give_nothing():
     assert importances(space, params, [1.0] * 10) == {}
     # trials without a usable value or outside the space are skipped
     assert importances(space, [*params, {"x": "bad"}], [*range(10), float("nan")]) != {}
+
+
+def test_many_trials_use_a_subset_and_keep_the_answer():
+    space = _space({f"p{i}": {"min": 0.0, "max": 1.0} for i in range(4)})
+    params = _sample(space, 3000, seed=3)
+    result = importances(space, params, [p["p0"] + 0.5 * p["p1"] ** 2 for p in params])
+    # Var(p0) = 1/12, Var(0.5 p1^2) = 1/45: shares 0.79 / 0.21, p2 and p3 ignored
+    assert result["p0"] == pytest.approx(0.79, abs=0.05)
+    assert result["p1"] == pytest.approx(0.21, abs=0.05)
+    assert result["p2"] < 0.01 and result["p3"] < 0.01
