@@ -364,8 +364,8 @@ class SweepReconciler:
     def _post_trial_events(self) -> None:
         for trial, duration in self.finished_now:
             if trial.value is not None:
-                metrics.TRIAL_VALUE.labels(self.namespace, self.name,
-                                           self.spec.metric.name).set(trial.value)
+                metrics.set_trial_value(self.namespace, self.name, self.spec.metric.name,
+                                        trial.index, trial.value)
             if duration is not None:
                 metrics.TRIAL_DURATION.labels(self.namespace, self.name,
                                               trial.state).observe(duration)
