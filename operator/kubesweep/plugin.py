@@ -163,7 +163,9 @@ def add_commands(sub: Any) -> None:
                         help="index (default), value (best first), duration, or a "
                         "parameter or metric name")
     trials.add_argument("--state", choices=("succeeded", "failed", "stopped", "running",
-                                            "pending"), help="only trials in this state")
+                                            "pending", "finishing"),
+                        help="only trials in this state (finishing: done, not yet recorded "
+                        "by the operator)")
     trials.set_defaults(func=_guarded(cmd_trials))
 
     report = sub.add_parser("report", parents=[common],
