@@ -23,8 +23,9 @@ EXIT_USAGE = 2
 
 
 def _is_local(name: str) -> bool:
-    # Kubernetes names cannot contain "/": anything path-like is a results directory
-    return "/" in name or Path(name).exists()
+    # Kubernetes names cannot contain "/" or end in .jsonl: those are local results, and
+    # so is a directory here holding a results file; any other word is a Sweep name
+    return "/" in name or name.endswith(".jsonl") or (Path(name) / "trials.jsonl").exists()
 
 
 def _connect(args: argparse.Namespace) -> Any:
