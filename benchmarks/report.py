@@ -12,6 +12,7 @@ start-up). Needs Debian's chromium (scripts/install-chromium.sh). Prints a table
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from pathlib import Path
 
 from tests.browser import dump_dom
 from tests.local.test_report import write_results
+
+#: the `kubesweep` the subprocess runs is this checkout's
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "operator")}
 
 
 def _open_seconds(page: Path) -> tuple[float, str]:
@@ -44,7 +48,7 @@ def main() -> int:
             out = Path(tmp) / f"r{n}.html"
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "kubesweep.cli", "report", str(directory),
-                            "-o", str(out)], check=True, capture_output=True)
+                            "-o", str(out)], check=True, capture_output=True, env=ENV)
             make = time.perf_counter() - started
             seconds, dom = _open_seconds(out)
             drawn = re.search(r'data-plots-rendered="(\d+)"', dom)

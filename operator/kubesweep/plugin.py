@@ -98,7 +98,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print a trial's log (its pod's, or the local log file)."""
-    from kubesweep.k8s import observe
+    from kubesweep.k8s import objects
 
     trial = _trial_index(args.trial)
     if _is_local(args.name):
@@ -118,7 +118,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 0
     cluster = _connect(args)
     sweep = cluster.get_sweep(args.name)
-    pods = [p for p in cluster.pods(args.name) if observe.trial_index(p) == trial]
+    pods = [p for p in cluster.pods(args.name) if objects.trial_index(p) == trial]
     if not pods:
         raise LookupError(
             f"trial {trial} of Sweep {args.name} has no pod left (its Job was pruned once "

@@ -17,27 +17,45 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def escape_dollars(text: str) -> str:
+    """`text` as Kubernetes passes it on verbatim: it expands `$(VAR)` in a container's
+    command, args and env values, and `$$` stands for one `$`."""
+    return text.replace("$", "$$")
+
+
 def substitute(text: str, params: dict[str, Any], trial_name: str, trial_index: int,
-               sweep_name: str) -> str:
-    """Replace `${params.NAME}`, `${trial.name}`, `${trial.index}`, `${sweep.name}` in text."""
+               sweep_name: str, escape: bool = False) -> str:
+    """Replace `${params.NAME}`, `${trial.name}`, `${trial.index}`, `${sweep.name}` in text.
+
+    With `escape`, substituted values have `$` doubled (`escape_dollars`), so a value such
+    as `$(HOSTNAME)` reaches a Kubernetes container as written; the template's own text
+    is left alone (its `$(VAR)` references are the user's to make).
+    """
     known = {"trial.name": trial_name, "trial.index": str(trial_index), "sweep.name": sweep_name}
 
     def repl(match: Any) -> str:
         ref = match.group(1).strip()
         if ref.startswith("params."):
-            return format_value(params[ref[len("params."):]])
-        return known[ref]
+            value = format_value(params[ref[len("params."):]])
+        else:
+            value = known[ref]
+        return escape_dollars(value) if escape else value
 
     return PLACEHOLDER.sub(repl, text)
 
 
 def render_container(container: dict[str, Any], params: dict[str, Any], trial_name: str,
-                     trial_index: int, sweep_name: str) -> dict[str, Any]:
-    """A copy of the primary container with parameters substituted and trial env added."""
+                     trial_index: int, sweep_name: str,
+                     escape: bool = False) -> dict[str, Any]:
+    """A copy of the primary container with parameters substituted and trial env added.
+
+    `escape` (for a Kubernetes Job) keeps Kubernetes from expanding `$(VAR)` inside the
+    values kubesweep puts in (see `substitute`)."""
     out = copy.deepcopy(container)
+    quote = escape_dollars if escape else str
 
     def sub(text: Any) -> str:
-        return substitute(str(text), params, trial_name, trial_index, sweep_name)
+        return substitute(str(text), params, trial_name, trial_index, sweep_name, escape)
 
     if out.get("command"):
         out["command"] = [sub(x) for x in out["command"]]
@@ -46,8 +64,8 @@ def render_container(container: dict[str, Any], params: dict[str, Any], trial_na
     env = [dict(e, value=sub(e["value"])) if "value" in e else dict(e)
            for e in out.get("env") or []
            if e.get("name") not in (PARAMS_ENV, TRIAL_ENV)]
-    env.append({"name": PARAMS_ENV, "value": json.dumps(params, sort_keys=True)})
-    env.append({"name": TRIAL_ENV, "value": trial_name})
+    env.append({"name": PARAMS_ENV, "value": quote(json.dumps(params, sort_keys=True))})
+    env.append({"name": TRIAL_ENV, "value": quote(trial_name)})
     out["env"] = env
     return out
 

@@ -145,7 +145,7 @@ def from_cluster(sweep: dict[str, Any], jobs: list[dict[str, Any]],
     Finished trials come from `status.history` (every one, even after their Jobs were
     pruned); trials in flight from their Jobs. Durations are known while a Job exists.
     """
-    from kubesweep.k8s import history, observe
+    from kubesweep.k8s import history, objects
     from kubesweep.k8s.names import job_name
 
     meta = sweep.get("metadata") or {}
@@ -161,7 +161,7 @@ def from_cluster(sweep: dict[str, Any], jobs: list[dict[str, Any]],
     by_index: dict[int, dict[str, Any]] = {}
     for job in jobs:
         owners = (job.get("metadata") or {}).get("ownerReferences") or []
-        index = observe.trial_index(job)
+        index = objects.trial_index(job)
         if index is not None and (uid is None or any(o.get("uid") == uid for o in owners)):
             by_index[index] = job
     rows: list[TrialRow] = []
@@ -170,15 +170,15 @@ def from_cluster(sweep: dict[str, Any], jobs: list[dict[str, Any]],
         rows.append(TrialRow(
             record["index"], record["name"], record["state"], record["params"],
             record["value"], record.get("metrics") or {},
-            observe.duration_seconds(job, now) if job else None, record["reason"],
+            objects.duration_seconds(job, now) if job else None, record["reason"],
             [(float(s), float(v)) for s, v in record["history"]]))
     recorded = {r.index for r in rows}
     for index, job in sorted(by_index.items()):
         if index in recorded:
             continue
         rows.append(TrialRow(index, job["metadata"]["name"], _job_state(job),
-                             observe.job_params(job) or {},
-                             duration=observe.duration_seconds(job, now)))
+                             objects.job_params(job) or {},
+                             duration=objects.duration_seconds(job, now)))
     rows.sort(key=lambda r: r.index)
     best = (status.get("bestTrial") or {}).get("index")
     return SweepResults(name, spec, rows, f"{meta.get('namespace')}/{name}",
@@ -187,9 +187,9 @@ def from_cluster(sweep: dict[str, Any], jobs: list[dict[str, Any]],
 
 
 def _job_state(job: dict[str, Any]) -> str:
-    from kubesweep.k8s import observe
+    from kubesweep.k8s import objects
 
-    if observe.job_finished(job):
+    if objects.job_finished(job):
         return "finishing"  # done, the operator has not recorded it yet
     # `ready` counts pods whose containers run (no probes: running is ready)
     return "running" if (job.get("status") or {}).get("ready") else "pending"
