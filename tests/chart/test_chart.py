@@ -245,6 +245,8 @@ def test_deployment_is_one_hardened_replica_with_the_kopf_liveness_probe():
     probe = c["livenessProbe"]["httpGet"]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert probe["path"] == "/healthz" and probe["port"] == "healthz"
+    ready = c["readinessProbe"]["httpGet"]
+    assert ready["path"] == "/readyz" and ready["port"] == "healthz"
     assert f"--liveness-port={ports['healthz']}" in c["args"]
     assert f"--metrics-port={ports['metrics']}" in c["args"]
     # a writable /tmp on the read-only root filesystem
