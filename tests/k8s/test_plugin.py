@@ -57,8 +57,7 @@ def test_trials_equal_what_the_operator_recorded(cluster: ClusterHandle, namespa
     op = OperatorProcess(cluster, namespace, tmp_path, ["--keep-finished-jobs", "2"])
     op.start()
     try:
-        apply(cluster, namespace, sweep_manifest("look", COMMAND, maxTrials=8, parallelism=3,
-                                                 seed=4))
+        apply(cluster, namespace, sweep_manifest("look", COMMAND, maxTrials=8, parallelism=3))
         final = wait_phase(cluster, op, namespace, "look", timeout=180)
     finally:
         op.stop()
