@@ -225,6 +225,10 @@ def _status_schema() -> dict[str, Any]:
                                "description": "Intermediate (step, value) reports by trial "
                                "index, for early termination (zlib-compressed, base64 "
                                "little-endian float64 (step, value) pairs)."},
+                    "metrics": {"type": "object", "additionalProperties": text,
+                                "description": "Last value of each trial's other metrics, "
+                                "by metric name (up to 8 names; base64 float32, NaN when "
+                                "a trial did not report it)."},
                 },
             },
             "specHashes": {"type": "object", "additionalProperties": text,

@@ -76,6 +76,8 @@ class Ended:
     state: str
     value: float | None
     duration: float | None
+    #: the trial's index (its own kubesweep_trial_value series)
+    index: int
 
 
 @dataclass(frozen=True)
@@ -297,11 +299,6 @@ class _Pass:
     def _rebuild(self) -> Tuner:
         records, self.corrupt = read_history(self.status.get("history"),
                                              lambda i: job_name(self.name, i))
-        # the compact history keeps no per-trial metrics; the listed trials do
-        listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
-                                              self.status.get("bestTrial") or {}]}
-        for record in records:
-            record["metrics"] = dict((listed.get(record["index"]) or {}).get("metrics") or {})
         return Tuner(self.spec, name=self.name, history=records)
 
     def _observe_jobs(self) -> None:
@@ -459,7 +456,7 @@ class _Pass:
     def _trial_events(self) -> None:
         metric = self.spec.metric.name
         for trial, duration in self.ended:
-            self.plan.ended.append(Ended(trial.state, trial.value, duration))
+            self.plan.ended.append(Ended(trial.state, trial.value, duration, trial.index))
             if trial.state == "succeeded":
                 self.plan.events.append(Event("Normal", "TrialSucceeded",
                                               f"trial {trial.index} ({trial.name}): "
