@@ -41,8 +41,10 @@ class OperatorProcess:
     """
 
     def __init__(self, cluster: ClusterHandle, namespace: str, log_dir: Path,
-                 extra_args: list[str] | None = None, kubeconfig: Path | None = None) -> None:
+                 extra_args: list[str] | None = None, kubeconfig: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.cluster = cluster
+        self.env = dict(env or {})
         self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.namespace = namespace
         self.log_path = log_dir / "operator.log"
@@ -61,7 +63,7 @@ class OperatorProcess:
                 "--metrics-port", str(self.metrics_port),
                 "--liveness-port", str(self.liveness_port), *self.extra_args, *extra]
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
-                   PYTHONPATH=str(REPO / "operator"))
+                   PYTHONPATH=str(REPO / "operator"), **self.env)
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start {self.starts}: {' '.join(args)}\n".encode())

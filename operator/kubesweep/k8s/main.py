@@ -40,14 +40,25 @@ def run_operator(settings: Settings, *, namespaces: Sequence[str] = (),
     # /metrics first: once /healthz answers, every endpoint does
     metrics.serve(settings.metrics_port, settings.metrics_address)
     probes.serve(settings.liveness_address, settings.liveness_port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    elector = None
+    if settings.leader_elect:
+        from kubesweep.k8s.leader import LeaderElector
+
+        namespace = settings.lease_namespace or _own_namespace() or "default"
+        elector = LeaderElector(api_client, namespace, settings.lease_name)
+        log.info("leader election on Lease %s/%s as %s", namespace, settings.lease_name,
+                 elector.identity)
+        operator.pause()
+        threading.Thread(target=_lead, name="leader-election", daemon=True,
+                         args=(elector, operator, stop)).start()
     operator.start()
     log.info("watching %s; metrics on %s:%d, probes on %s:%d (/healthz, /readyz)",
              "all namespaces" if all_namespaces else "namespaces " + ", ".join(namespaces),
              settings.metrics_address, settings.metrics_port, settings.liveness_address,
              settings.liveness_port)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     delay = 1.0
     try:
         # kopf runs in a thread so that its exit (e.g. the API server was unreachable when
@@ -69,7 +80,26 @@ def run_operator(settings: Settings, *, namespaces: Sequence[str] = (),
             stop.wait(delay)
     finally:
         operator.stop()
+        if elector is not None:
+            elector.release()  # a standby takes over at its next try, not after expiry
     return 0
+
+
+def _lead(elector: Any, operator: Any, stop: threading.Event) -> None:
+    """Reconcile only while this replica holds the Lease. kopf watches either way, so a
+    standby's queue is full when it takes over; an API server outage longer than the renew
+    deadline makes the leader stand by (not exit) and compete again once it is back."""
+    while not stop.is_set():
+        metrics.LEADER.set(0)
+        operator.pause()
+        if not elector.acquire(stop):
+            return
+        metrics.LEADER.set(1)
+        operator.resume()
+        lost = threading.Event()
+        elector.hold(stop, lost.set)
+        while not stop.is_set() and not lost.wait(1.0):
+            pass
 
 
 def _run_kopf(kopf: Any, all_namespaces: bool, namespaces: Sequence[str],
