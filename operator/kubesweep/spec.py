@@ -38,8 +38,8 @@ MAX_GRID_POINTS = 100_000
 MAX_TRIALS = 10_000
 #: Most trials running at once (Jobs in flight per Sweep).
 MAX_PARALLELISM = 10_000
-#: Largest seed: the largest integer a JSON number (a float64 in the API server's schema
-#: checks) holds exactly; 2**63 - 1 would overflow there.
+#: Largest seed. The CRD's `maximum` is a float64 on the API server: 2**63 - 1 rounds to
+#: 2**63, overflows int64 and refused every seed; 2**53 - 1 is exact.
 MAX_SEED = 2**53 - 1
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6

@@ -146,6 +146,8 @@ class LocalCluster:
         self.state: ClusterState | None = None
         self._procs: dict[str, Any] = {}
         self.teardown_problems: list[str] = []
+        #: how each component was started, so a fault test can crash and restart it
+        self._launches: dict[str, tuple[list[Any], Path, dict[str, str], Any]] = {}
 
     # --- start ---------------------------------------------------------------------
 
@@ -194,6 +196,7 @@ class LocalCluster:
                 death_signal = signal.SIGTERM if name.startswith("node-") else signal.SIGKILL
             proc = processes.start(argv, log_path, env=env, death_signal=death_signal)
             self._procs[name] = proc
+            self._launches[name] = (argv, log_path, env, death_signal)
             state.pids[name] = proc.pid
             state.save()
 
@@ -424,6 +427,37 @@ class LocalCluster:
         ready = any(c["type"] == "Ready" and c["status"] == "True"
                     for c in node.get("status", {}).get("conditions", []))
         return ready and not node.get("spec", {}).get("taints")
+
+    # --- faults ----------------------------------------------------------------------
+
+    def crash(self, name: str) -> None:
+        """SIGKILL one component (e.g. `kube-apiserver`, `etcd`) as a crash would: no
+        graceful shutdown. `start_again` brings it back with the same arguments."""
+        proc = self._procs.pop(name)
+        processes.stop_group(proc.pid, timeout=0.0)
+        proc.wait(10)
+
+    def start_again(self, name: str, timeout: float = 120.0) -> None:
+        """Start a component `crash` stopped, with its original arguments and log, and
+        wait until it is healthy again (the API server's /readyz; etcd's /health)."""
+        assert self.state is not None
+        argv, log_path, env, death_signal = self._launches[name]
+        proc = processes.start(argv, log_path, env=env, death_signal=death_signal)
+        self._procs[name] = proc
+        self.state.pids[name] = proc.pid
+        self.state.save()
+        deadline = time.monotonic() + timeout
+        if name == "kube-apiserver":
+            token = self._admin_token()
+            self._wait("kube-apiserver /readyz", deadline, lambda: self._http_ok(
+                f"{self.state.server}/readyz", token, _insecure()))  # type: ignore[union-attr]
+        elif name == "etcd":
+            url = next(a.split("=", 1)[1] for a in map(str, argv)
+                       if a.startswith("--listen-client-urls="))
+            self._wait("etcd /health", deadline, lambda: self._http_ok(f"{url}/health"))
+
+    def _admin_token(self) -> str:
+        return (self.run_dir / "tokens.csv").read_text().split(",", 1)[0]
 
     # --- stop ----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 
 from kubesweep.k8s.names import job_name
 from kubesweep.k8s.status import build_status, spec_hashes
-from kubesweep.spec import parse_spec
+from kubesweep.spec import MAX_TRIALS, parse_spec
 from kubesweep.tuner import Trial, Tuner
 from tests.cluster.fixtures import ClusterHandle
 from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
@@ -30,7 +30,8 @@ from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
 )
 
 pytestmark = pytest.mark.k8s
-DONE = 10_000
+#: trials already recorded; the operator runs one more, up to the largest budget
+DONE = MAX_TRIALS - 1
 
 
 def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, crd: Path,
@@ -74,7 +75,8 @@ def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, c
     assert [r["index"] for r in records] == list(range(DONE + 1))
     assert records[DONE]["value"] == 0.5
     assert final["status"]["bestValue"] == 0.5
-    assert [j["metadata"]["name"] for j in jobs(cluster, namespace, "big")] == ["big-10000"]
+    assert [j["metadata"]["name"] for j in jobs(cluster, namespace, "big")] == \
+        [f"big-{DONE}"]
     # the history read back is the one written
     assert all(r["params"] == t.params and r["value"] == t.value
                for r, t in zip(records, trials, strict=False))

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesweep import rules
-from kubesweep.k8s import history, objects
+from kubesweep.k8s import objects
 from kubesweep.k8s.jobs import render_job
 from kubesweep.k8s.names import DISRUPTIONS_ANNOTATION, PARAMS_ANNOTATION, job_name
-from kubesweep.k8s.recovery import history_problem
+from kubesweep.k8s.recovery import read_history, readable_indices
 from kubesweep.k8s.snapshot import Snapshot
 from kubesweep.k8s.status import (
     build_status,
@@ -138,7 +138,7 @@ def decide(snap: Snapshot, now: datetime.datetime, settings: Settings) -> Plan:
         return _invalid(plan, exc, status, generation, now)
     phase = status.get("phase")
     if phase in FINISHED_PHASES and status.get("observedGeneration") == generation and \
-            not history_problem(status.get("history")):
+            readable_indices(status.get("history")) is not None:
         # finished and unchanged: only the gauges need refreshing (after a restart)
         plan.gauges = Gauges(phase, dict(status.get("trials") or {}), spec.budget,
                              spec.metric.name, status.get("bestValue"))
@@ -207,7 +207,7 @@ def _clean_up_finished(plan: Plan, snap: Snapshot, status: dict[str, Any],
     crashed between recording and deleting) and prune old finished ones."""
     if not snap.jobs:
         return
-    recorded = history.recorded_indices(status.get("history"))
+    recorded = readable_indices(status.get("history")) or set()
     by_index = {i: j for j in snap.jobs if (i := objects.trial_index(j)) is not None}
     plan.prune = [j["metadata"]["name"] for j in by_index.values()
                   if not objects.job_finished(j) and not j["metadata"].get("deletionTimestamp")]
@@ -250,7 +250,7 @@ class _Pass:
         self.ended: list[tuple[Trial, float | None]] = []
         self.open: list[_Open] = []
         #: why status.history could not be read (it is then rebuilt from the Jobs)
-        self.corrupt = history_problem(self.status.get("history"))
+        self.corrupt: str | None = None
         self.corrupt_message = ""
         self.tuner = self._rebuild()
         self._observe_jobs()
@@ -295,8 +295,8 @@ class _Pass:
     # -- rebuilding the tuner from the cluster --------------------------------------------
 
     def _rebuild(self) -> Tuner:
-        records = [] if self.corrupt else history.decode(self.status.get("history"),
-                                                         lambda i: job_name(self.name, i))
+        records, self.corrupt = read_history(self.status.get("history"),
+                                             lambda i: job_name(self.name, i))
         # the compact history keeps no per-trial metrics; the listed trials do
         listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
                                               self.status.get("bestTrial") or {}]}

@@ -35,10 +35,11 @@ def run_operator(settings: Settings, *, namespaces: Sequence[str] = (),
     api_client = load_config()
     probes = Probes(lambda: client.VersionApi(api_client).get_code(_request_timeout=5)
                     is not None)
-    probes.serve(settings.liveness_address, settings.liveness_port)
     operator = handlers.Operator(Api(api_client), settings, workers=settings.workers)
     handlers.install(operator)
+    # /metrics first: once /healthz answers, every endpoint does
     metrics.serve(settings.metrics_port, settings.metrics_address)
+    probes.serve(settings.liveness_address, settings.liveness_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
