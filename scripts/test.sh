@@ -8,8 +8,9 @@
 # Everything is installed into the virtualenv .venv of this checkout (created on the first
 # run), never into the system Python: on a fresh clone (as in CI) that is a fresh
 # virtualenv, so a test cannot rely on what happens to be installed. Builds the real
-# Kubernetes control plane from source on the first full run (cached under
-# ~/.cache/kubesweep; later runs reuse it).
+# Kubernetes control plane, kubelet and kube-proxy from source on the first full run
+# (cached under ~/.cache/kubesweep; later runs reuse it). Run as root on Debian 12: the
+# real node's packages come from apt and its tests need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +50,10 @@ if [ -z "$QUICK" ]; then
   echo "== installing Prometheus and promtool (Debian package)" >&2
   bash scripts/install-prometheus.sh >&2
 
-  echo "== building the Kubernetes control plane (cached)" >&2
+  echo "== installing the real node's packages (containerd, runc, CNI plugins, buildah, ...)" >&2
+  bash scripts/install-node-deps.sh
+
+  echo "== building the Kubernetes control plane, kubelet, kube-proxy and node images (cached)" >&2
   bash scripts/build-control-plane.sh >&2
 fi
 
