@@ -55,6 +55,9 @@ if [ -z "$QUICK" ]; then
 
   echo "== building the Kubernetes control plane, kubelet, kube-proxy and node images (cached)" >&2
   bash scripts/build-control-plane.sh >&2
+
+  echo "== building the operator and trial images (buildah, mmdebstrap; cached)" >&2
+  bash scripts/build-images.sh >&2
 fi
 
 echo "== ruff" >&2

@@ -222,7 +222,8 @@ def sweep_manifest(name: str, command: str, *, parameters: dict[str, Any] | None
         "metric": {"name": "loss", "goal": "minimize"},
         "parameters": parameters or {"x": {"distribution": "uniform", "min": 0, "max": 1}},
         "trialTemplate": {"spec": {"template": {"spec": {"containers": [{
-            "name": "trial", "image": "python:3.12-slim",
+            # the built trial image: python and kubesweep, imported on the real node
+            "name": "trial", "image": "ghcr.io/kubesweep/trial-sklearn:0.1.0",
             "command": ["python", "-c", command]}]}}}},
     }
     if method != "grid":

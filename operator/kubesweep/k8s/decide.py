@@ -390,8 +390,12 @@ class _Pass:
         if finished == "Complete":
             verdict = rules.judge(metric_log, 0, self.spec)
         else:
+            platform = objects.job_failure_message(job)
+            if term.get("reason") == "OOMKilled":
+                # the kubelet's reason says what exit code 137 alone does not
+                platform = f"OOMKilled: the container exceeded its memory limit; {platform}"
             verdict = rules.judge(metric_log, exit_code or None, self.spec,
-                                  platform_failure=objects.job_failure_message(job))
+                                  platform_failure=platform)
         trial = self.tuner.add(params, verdict.value, verdict.state, metrics=metric_log.latest,
                                history=metric_log.history, reason=verdict.reason, index=index,
                                name=job["metadata"]["name"])
