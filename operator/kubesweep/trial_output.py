@@ -17,8 +17,11 @@ STEP_KEYS = ("step", "epoch")
 #: Characters of a crashed trial's last output line quoted in its failure reason.
 LAST_LINE_CHARS = 200
 
+#: Characters of a metric name after its first letter: what W&B users log, such as
+#: `val/loss`, `Valid_mAP@0.50`, `metrics/mAP_0.5:0.95`, `top-1`, `acc[0]`, `f1(macro)`, `loss%`.
+_NAME_CHARS = r"\w./@:%+\[\]()-"
 _PAIR = re.compile(
-    r"(?<![\w.-])([A-Za-z_][\w./-]*)\s*=\s*"
+    rf"(?<![{_NAME_CHARS}])([A-Za-z_][{_NAME_CHARS}]*)\s*=\s*"
     r"([+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|NaN|inf|-inf|Infinity))"
     r"(?![\w.])"
 )
@@ -52,7 +55,8 @@ class Report:
 class MetricLog:
     """Accumulates a trial's reports of all metrics as lines arrive."""
 
-    objective: str
+    #: the metric the sweep optimises; None for a sweep that only explores
+    objective: str | None
     reports: list[Report] = field(default_factory=list)
     #: latest value of every metric the trial reported (including the objective)
     latest: dict[str, float] = field(default_factory=dict)
@@ -73,7 +77,7 @@ class MetricLog:
         report = Report(metrics, step)
         self.reports.append(report)
         self.latest.update(metrics)
-        if self.objective not in metrics:
+        if self.objective is None or self.objective not in metrics:
             return None
         value = metrics[self.objective]
         implicit_step = self.history[-1][0] + 1 if self.history else 1
@@ -102,18 +106,30 @@ class MetricLog:
         return max(finite) if maximize else min(finite)
 
 
-def failure_reason(log: MetricLog, exit_code: int | None, objective: str) -> str | None:
+def example_line(objective: str) -> str:
+    """A line that reports `objective` and parses back (JSON when name=value cannot)."""
+    line = f"{objective}=0.93"
+    if parse_line(line) == {objective: 0.93}:
+        return line
+    return json.dumps({objective: 0.93})
+
+
+def failure_reason(log: MetricLog, exit_code: int | None, objective: str | None) -> str | None:
     """Why a finished trial counts as failed, in words a user can act on; None if it succeeded."""
     if exit_code not in (0, None):
         why = f"killed by signal {-exit_code}" if exit_code < 0 else \
             f"exited with code {exit_code}"
         # the last line is usually the error ("No such file", a Python exception)
         return f"{why}: {log.last_line}" if log.last_line else why
+    if objective is None:
+        return None
     if not log.has_objective:
         seen = ", ".join(sorted(log.latest)) or "nothing"
+        call = f"kubesweep.report({objective}=...)" if objective.isidentifier() else \
+            f"kubesweep.report(**{{{objective!r}: ...}})"
         return (
             f"printed no {objective!r} metric (saw: {seen}); print a line like "
-            f"'{objective}=0.93' or call kubesweep.report({objective}=...)"
+            f"'{example_line(objective)}' or call {call}"
         )
     value = log.history[-1][1]
     if not math.isfinite(value):

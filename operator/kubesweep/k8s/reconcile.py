@@ -131,7 +131,7 @@ class SweepReconciler:
             # finished and unchanged: only the gauges need refreshing (after a restart)
             metrics.set_sweep(self.namespace, self.name, phase,
                               dict(self.status.get("trials") or {}), spec.budget,
-                              spec.metric.name, self.status.get("bestValue"))
+                              spec.objective or "", self.status.get("bestValue"))
             self._clean_up_finished()
             return Result(None, phase)
         changed = changed_fields(self.raw_spec, self.status.get("specHashes"))
@@ -275,13 +275,14 @@ class SweepReconciler:
         log_text = self.api.read_log(self.namespace, pod["metadata"]["name"], container) \
             if pod else None
         metric_log = observe.read_metrics(log_text, (term or {}).get("message"),
-                                          self.spec.metric.name)
-        value = metric_log.final_value(self.spec.metric.summary, tuner.maximize)
+                                          self.spec.objective)
+        summary = self.spec.metric.summary if self.spec.metric is not None else "last"
+        value = metric_log.final_value(summary, tuner.maximize)
         exit_code = (term or {}).get("exitCode")
         if finished == "Complete":
-            reason = failure_reason(metric_log, 0, self.spec.metric.name)
+            reason = failure_reason(metric_log, 0, self.spec.objective)
         else:
-            code_reason = failure_reason(metric_log, exit_code or None, self.spec.metric.name)
+            code_reason = failure_reason(metric_log, exit_code or None, self.spec.objective)
             reason = observe.job_failure_message(job)
             if exit_code:
                 reason = f"{code_reason} ({reason})"
@@ -302,7 +303,7 @@ class SweepReconciler:
                 continue
             text = self.api.read_log(self.namespace, pod["metadata"]["name"], self._primary())
             item.trial.history = list(
-                observe.read_metrics(text, None, self.spec.metric.name).history)
+                observe.read_metrics(text, None, self.spec.objective).history)
         for item in running:
             reason = tuner.should_stop(item.trial)
             if reason:
@@ -363,21 +364,22 @@ class SweepReconciler:
             self.api.patch_sweep_status(self.namespace, self.name, patch)
             self.status = new
         metrics.set_sweep(self.namespace, self.name, new["phase"], new["trials"],
-                          tuner.budget, self.spec.metric.name, new.get("bestValue"))
+                          tuner.budget, self.spec.objective or "", new.get("bestValue"))
         return new
 
     def _post_trial_events(self) -> None:
         for trial, duration in self.finished_now:
-            if trial.value is not None:
+            if trial.value is not None and self.spec.objective is not None:
                 metrics.TRIAL_VALUE.labels(self.namespace, self.name,
-                                           self.spec.metric.name).set(trial.value)
+                                           self.spec.objective).set(trial.value)
             if duration is not None:
                 metrics.TRIAL_DURATION.labels(self.namespace, self.name,
                                               trial.state).observe(duration)
             if trial.state == "succeeded":
+                result = f"{self.spec.objective}={trial.value:g}" \
+                    if self.spec.objective is not None and trial.value is not None else "done"
                 self.api.event(self.sweep, "Normal", "TrialSucceeded",
-                               f"trial {trial.index} ({trial.name}): "
-                               f"{self.spec.metric.name}={trial.value:g}")
+                               f"trial {trial.index} ({trial.name}): {result}")
             else:
                 kind = "Warning" if trial.state == "failed" else "Normal"
                 self.api.event(self.sweep, kind, f"Trial{trial.state.capitalize()}",
