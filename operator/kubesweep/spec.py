@@ -37,13 +37,13 @@ MAX_GRID_POINTS = 100_000
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6
 
-PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+#: `${...}` in a trial template; `$${...}` is an escape for a literal `${...}`.
+PLACEHOLDER = re.compile(r"(?<!\$)\$\{([^}]*)\}")
 #: Placeholders other than `${params.NAME}` that a trial template may use.
 TRIAL_PLACEHOLDERS = ("trial.name", "trial.index", "sweep.name")
 #: W&B agent macros that expand to several command items (each must be an item of its own).
 ARGS_PLACEHOLDERS = ("args", "args_no_equals", "args_no_hyphens", "args_no_boolean_flags",
                      "args_json", "args_json_file", "args_append_hydra", "args_override_hydra")
-ARGS_NAMES = ARGS_PLACEHOLDERS
 #: `${envvar:NAME}`: the value of an environment variable (W&B's agent macro).
 ENVVAR = re.compile(r"envvar:([A-Z0-9_]*)")
 
@@ -543,7 +543,8 @@ class SweepSpec(_Model):
                     raise ValueError(
                         f"trialTemplate: unknown placeholder ${{{ref}}}; use ${{params.NAME}}, "
                         f"${{envvar:NAME}} or one of "
-                        f"{', '.join('${' + p + '}' for p in TRIAL_PLACEHOLDERS + ARGS_NAMES)}"
+                        f"{', '.join('${' + p + '}' for p in TRIAL_PLACEHOLDERS)}, "
+                        f"{', '.join('${' + p + '}' for p in ARGS_PLACEHOLDERS)}"
                     )
 
     def primary_container(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Besides `${params.NAME}`, `${trial.name}`, `${trial.index}` and `${sweep.name}` inside any
 string, a command or args item that is exactly one of W&B's agent macros (`${args}`,
 `${args_no_hyphens}`, `${args_json}`, ...) expands to several items the way `wandb agent`
-builds them, and `${envvar:NAME}` is an environment variable's value.
+builds them, and `${envvar:NAME}` is an environment variable's value. `$${...}` is a
+literal `${...}`.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def substitute(text: str, params: dict[str, Any], trial_name: str, trial_index: 
             return environ.get(var, var) if environ is not None else f"$({var})"
         return known[ref]
 
-    return PLACEHOLDER.sub(repl, text)
+    return PLACEHOLDER.sub(repl, text).replace("$${", "${")
 
 
 def render_container(container: dict[str, Any], params: dict[str, Any], trial_name: str,

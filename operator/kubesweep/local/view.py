@@ -84,7 +84,8 @@ class View:
         done = sum(1 for t in runner.tuner.trials if t.finished)
         resumed = f", resuming after {done} finished trials" if done else ""
         self._print(
-            f"sweep {runner.name}: {spec.method} search over {len(spec.parameters)} parameters, "
+            f"sweep {runner.name}: {spec.method} search over {len(spec.leaf_parameters)} "
+            "parameters, "
             f"{runner.tuner.budget} trials, {spec.parallelism} at a time, "
             f"{_goal(spec)}{resumed}"
         )
