@@ -167,7 +167,7 @@ def convert_command(command: Any, program: Any, notes: list[str] | None = None) 
             raise WandbConfigError(f"command: unknown macro {text}; W&B's agent knows {valid}")
         else:
             inner = [r for r in PLACEHOLDER.findall(text) if not ENVVAR.fullmatch(r.strip())]
-            for ref in inner:
+            for ref in inner if macro is None else ():
                 # W&B's agent expands a macro only when it is a whole item and passes this
                 # one on as it is written: escape it so the trial gets it literally too
                 text = text.replace(f"${{{ref}}}", f"$${{{ref}}}")
@@ -203,8 +203,8 @@ def to_sweep(config: dict[str, Any], *, name: str, image: str | None = None,
         raise _unsupported("`method: custom` (a scheduler outside W&B's engine)")
     if "parameters" not in config:
         raise WandbConfigError(
-            "parameters: required; a search space defined by a W&B scheduler instead of "
-            "`parameters` is not supported"
+            "parameters: missing; kubesweep searches the space `parameters` defines (a "
+            "space that a W&B scheduler defines instead is not supported)"
         )
     params = config["parameters"]
     if not isinstance(params, dict):
