@@ -222,3 +222,9 @@ def test_failure_message_example_parses_back():
     reason = failure_reason(log, 0, "val loss")
     assert "\'{\"val loss\": 0.93}\'" in reason  # a name with a space: a JSON line
     assert parse_line('{"val loss": 0.93}') == {"val loss": 0.93}
+
+
+def test_constant_without_value_is_null_as_kubernetes_stores_it():
+    # the API server drops `value: null` inside nested parameters; the distribution stays
+    spec = parse_spec(make_spec({"g": {"parameters": {"c": {"distribution": "constant"}}}}))
+    assert Space(spec.parameters).sample(np.random.default_rng(0)) == {"g.c": None}
