@@ -103,7 +103,8 @@ def test_converted_sweeps_run_on_the_operator(cluster: ClusterHandle, namespace:
     explore = to_sweep({
         "name": "wb-explore", "method": "grid",
         "command": ["${interpreter}", "-c", EXPLORE, "${args_json_file}"],
-        "parameters": {"layers": {"values": [[64, 64], [128]]}, "note": {"value": None}}},
+        "parameters": {"layers": {"values": [[64, 64], [128]]}, "note": {"value": None},
+                       "sched": {"values": [None, "cos"]}}},
         name="x")
     apply(cluster, namespace, optimise)
     apply(cluster, namespace, explore)
@@ -120,9 +121,15 @@ def test_converted_sweeps_run_on_the_operator(cluster: ClusterHandle, namespace:
     done = wait_phase(cluster, operator, namespace, "wb-explore")
     assert done["status"]["phase"] == "Succeeded", json.dumps(done["status"])[:2000]
     assert "bestValue" not in done["status"]
+    # every grid point once: a null choice is a point of its own, and nulls (which the
+    # API server drops from the status) do not make a finished point look new
+    history = trial_records(done)
+    assert sorted(json.dumps([r["params"]["layers"], r["params"].get("sched")])
+                  for r in history) == ['[[128], "cos"]', '[[128], null]',
+                                        '[[64, 64], "cos"]', '[[64, 64], null]']
+    assert {json.dumps(r["params"]["layers"]): r["state"] for r in history} == {
+        "[64, 64]": "succeeded", "[128]": "succeeded"}
     recent = {json.dumps(t["params"]["layers"]): t["metrics"]
               for t in done["status"]["recentTrials"]}
-    # (the trial itself checked that it received note: null; the API server drops nulls
-    # from the status, so they are not asserted there)
     assert recent == {"[64, 64]": {"width": 128, "depth": 2},
                       "[128]": {"width": 128, "depth": 1}}
