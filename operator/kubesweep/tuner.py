@@ -1,10 +1,12 @@
 """The ask/tell core both back ends drive.
 
-The tuner owns a spec, a strategy and the trial history. It keeps no state beyond the
-trials themselves, so `Tuner(spec, seed, history=trials)` rebuilt from recorded trials
-(the operator does this on every reconcile) asks exactly what the uninterrupted tuner
-would have: each trial's suggestion depends only on the seed, the trial's index and the
-trials before it.
+The tuner owns a spec, a strategy and the trial history. Besides the trials it keeps
+one flag, set when the strategy has no point left to propose (a finished grid), which
+its next `ask` sets again after a rebuild. So `Tuner(spec, seed, history=trials)` rebuilt
+from recorded trials (the operator does this on every pass) asks exactly what the
+uninterrupted tuner would have: each trial's suggestion depends only on the seed, the
+trial's index and the trials before it. When a sweep ends and how a trial's value is
+summarised are rules shared with the back ends (`kubesweep.rules`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from kubesweep import rules
 from kubesweep.early_stopping import make_rule
+from kubesweep.rules import Outcome
 from kubesweep.space import Params, Space
-from kubesweep.spec import Goal, SweepSpec, parse_spec
+from kubesweep.spec import Goal, SweepSpec, parse_search_spec
 from kubesweep.strategies import Observation, make_strategy
 
 TrialState = Literal["pending", "succeeded", "failed", "stopped"]
@@ -69,21 +73,18 @@ class Trial:
         )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Why a sweep is over: `phase` is Succeeded or Failed, `reason` a CamelCase word."""
-
-    phase: Literal["Succeeded", "Failed"]
-    reason: str
-    message: str
-
-
 class Tuner:
     """Ask for trials, report their progress, tell their results.
 
-    >>> tuner = Tuner(spec, seed=0)
+    A spec without `trialTemplate` is fine: how trials run is the back end's concern.
+
+    >>> tuner = Tuner({"method": "random", "maxTrials": 2,
+    ...                "metric": {"name": "acc", "goal": "maximize"},
+    ...                "parameters": {"lr": {"min": 0.001, "max": 0.1}}}, seed=0)
     >>> trial = tuner.ask()
-    >>> tuner.tell(trial, 0.93)
+    >>> _ = tuner.tell(trial, 0.93)
+    >>> tuner.best is trial
+    True
     """
 
     def __init__(
@@ -93,7 +94,7 @@ class Tuner:
         history: Iterable[Trial | Mapping[str, Any]] = (),
         name: str = "trial",
     ) -> None:
-        self.spec = parse_spec(dict(spec) if isinstance(spec, Mapping) else spec)
+        self.spec = parse_search_spec(dict(spec) if isinstance(spec, Mapping) else spec)
         self.seed = self.spec.seed if seed is None else int(seed)
         self.name = name
         self.space = Space(self.spec.parameters)
@@ -247,11 +248,12 @@ class Tuner:
         metrics: Mapping[str, float] | None = None,
         reason: str | None = None,
     ) -> Trial:
-        """Record a trial's result. A succeeded trial without a finite value becomes failed."""
+        """Record a trial's result. A succeeded trial without a finite value becomes failed;
+        non-finite values of other metrics are dropped (they cannot be stored as JSON)."""
         if state not in FINISHED_STATES:
             raise ValueError(f"state must be one of {FINISHED_STATES}, got {state!r}")
         if metrics:
-            trial.metrics.update(metrics)
+            trial.metrics.update(rules.finite_metrics(metrics))
         trial.value = self._summary(trial, value)
         trial.state = state
         trial.reason = reason
@@ -276,8 +278,8 @@ class Tuner:
             value = trial.history[-1][1]
         if self.spec.metric.summary == "last" or value is None or not math.isfinite(value):
             return value
-        finite = [v for _, v in trial.history if math.isfinite(v)] + [value]
-        return max(finite) if self.maximize else min(finite)
+        return rules.summarize([v for _, v in trial.history] + [value],
+                               self.spec.metric.summary, self.maximize)
 
     # -- where the sweep stands -----------------------------------------------------------
 
@@ -302,45 +304,10 @@ class Tuner:
         return pick(done, key=lambda t: (t.value, -t.index) if self.maximize
                     else (t.value, t.index))
 
-    def _target_reached(self) -> Trial | None:
-        if self.spec.metric is None:
-            return None
-        target = self.spec.metric.target
-        best = self.best
-        if target is None or best is None or best.value is None:
-            return None
-        hit = best.value >= target if self.maximize else best.value <= target
-        return best if hit else None
-
     @property
     def outcome(self) -> Outcome | None:
-        """Why the sweep is over, or None while it is not."""
-        failed = self.count("failed")
-        limit = self.spec.maxFailedTrials
-        if limit is not None and failed > limit:
-            return Outcome("Failed", "TooManyFailedTrials",
-                           f"{failed} trials failed, more than maxFailedTrials={limit}")
-        hit = self._target_reached()
-        if hit is not None:
-            return Outcome("Succeeded", "TargetReached",
-                           f"trial {hit.name} reached {self.spec.metric.name}={hit.value:g} "
-                           f"(target {self.spec.metric.target:g})")
-        finished = sum(1 for t in self.trials if t.finished)
-        budget_used = finished >= self.budget
-        if (budget_used or self._exhausted) and not self.pending:
-            if self.spec.metric is None:
-                if not self.count("succeeded"):
-                    return Outcome("Failed", "NoSuccessfulTrial",
-                                   f"none of {finished} trials succeeded")
-            elif self.best is None:
-                return Outcome("Failed", "NoSuccessfulTrial",
-                               f"none of {finished} trials reported a usable "
-                               f"{self.spec.metric.name!r} value")
-            if budget_used:
-                return Outcome("Succeeded", "BudgetReached", f"{finished} trials finished")
-            return Outcome("Succeeded", "GridExhausted",
-                           f"all {finished} grid points were tried")
-        return None
+        """Why the sweep is over, or None while it is not (`rules.outcome`)."""
+        return rules.outcome(self.trials, self.spec, self.best, self._exhausted)
 
     @property
     def done(self) -> bool:

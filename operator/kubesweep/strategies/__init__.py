@@ -11,7 +11,8 @@ from kubesweep.strategies.random_search import RandomStrategy
 
 
 def make_strategy(method: str, space: Space, **options: Any) -> Strategy:
-    """The strategy for a sweep's `method`."""
+    """The strategy for a sweep's `method`; `options` are its constructor's keyword
+    arguments (a TypeError names any the strategy does not take)."""
     if method == "grid":
         return GridStrategy(space, **options)
     if method == "random":
