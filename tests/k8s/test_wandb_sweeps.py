@@ -112,7 +112,6 @@ def test_converted_sweeps_run_on_the_operator(cluster: ClusterHandle, namespace:
     done = wait_phase(cluster, operator, namespace, "wb-optimise")
     assert done["status"]["phase"] == "Succeeded", json.dumps(done["status"])[:2000]
     records = trial_records(done)
-    print("STATUS", json.dumps(done["status"])[:3000])
     assert len(records) == 3
     for r in records:
         assert set(r["params"]) == {"lr", "opt.name"}  # null constants are not stored
