@@ -143,7 +143,7 @@ def decide(snap: Snapshot, now: datetime.datetime, settings: Settings) -> Plan:
             readable_indices(status.get("history")) is not None:
         # finished and unchanged: only the gauges need refreshing (after a restart)
         plan.gauges = Gauges(phase, dict(status.get("trials") or {}), spec.budget,
-                             spec.metric.name, status.get("bestValue"))
+                             spec.objective, status.get("bestValue"))
         _clean_up_finished(plan, snap, status, settings)
         plan.phase = phase
         return plan
@@ -285,7 +285,7 @@ class _Pass:
         final = self._status(outcome)
         plan.status = status_patch(plan.recorded_status, final) or None
         plan.gauges = Gauges(final["phase"], final["trials"], tuner.budget,
-                             self.spec.metric.name, final.get("bestValue"))
+                             self.spec.objective, final.get("bestValue"))
         self._trial_events()
         if outcome is not None and self.status.get("phase") not in FINISHED_PHASES:
             plan.events.append(Event("Normal" if outcome.phase == "Succeeded" else "Warning",
@@ -385,7 +385,7 @@ class _Pass:
         pod = objects.result_pod(pods, self.container)
         term = (objects.terminated(pod, self.container) if pod else None) or {}
         metric_log = objects.read_metrics(self._log(pod), term.get("message"),
-                                          self.spec.metric.name)
+                                          self.spec.objective)
         exit_code = term.get("exitCode")
         if finished == "Complete":
             verdict = rules.judge(metric_log, 0, self.spec)
@@ -410,7 +410,7 @@ class _Pass:
             if pod is None:
                 continue
             item.trial.history = list(objects.read_metrics(
-                self._log(pod), None, self.spec.metric.name).history)
+                self._log(pod), None, self.spec.objective).history)
         for item in running:
             reason = self.tuner.should_stop(item.trial)
             if reason:
@@ -458,13 +458,16 @@ class _Pass:
         return status
 
     def _trial_events(self) -> None:
-        metric = self.spec.metric.name
+        metric = self.spec.objective
         for trial, duration in self.ended:
             self.plan.ended.append(Ended(trial.state, trial.value, duration, trial.index))
             if trial.state == "succeeded":
+                # a sweep without a metric has no value to show
+                result = f"{metric}={trial.value:g}" \
+                    if metric is not None and trial.value is not None else "done"
                 self.plan.events.append(Event("Normal", "TrialSucceeded",
                                               f"trial {trial.index} ({trial.name}): "
-                                              f"{metric}={trial.value:g}"))
+                                              f"{result}"))
             else:
                 kind = "Warning" if trial.state == "failed" else "Normal"
                 self.plan.events.append(Event(kind, f"Trial{trial.state.capitalize()}",
