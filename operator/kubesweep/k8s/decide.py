@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesweep import rules
-from kubesweep.k8s import history, objects
+from kubesweep.k8s import objects
 from kubesweep.k8s.jobs import render_job
 from kubesweep.k8s.names import DISRUPTIONS_ANNOTATION, PARAMS_ANNOTATION, job_name
-from kubesweep.k8s.recovery import history_problem
+from kubesweep.k8s.recovery import read_history, readable_indices
 from kubesweep.k8s.snapshot import Snapshot
 from kubesweep.k8s.status import (
     build_status,
@@ -76,6 +76,8 @@ class Ended:
     state: str
     value: float | None
     duration: float | None
+    #: the trial's index (its own kubesweep_trial_value series)
+    index: int
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,10 @@ def decide(snap: Snapshot, now: datetime.datetime, settings: Settings) -> Plan:
         return _invalid(plan, exc, status, generation, now)
     phase = status.get("phase")
     if phase in FINISHED_PHASES and status.get("observedGeneration") == generation and \
-            not history_problem(status.get("history")):
+            readable_indices(status.get("history")) is not None:
         # finished and unchanged: only the gauges need refreshing (after a restart)
         plan.gauges = Gauges(phase, dict(status.get("trials") or {}), spec.budget,
-                             spec.metric.name, status.get("bestValue"))
+                             spec.objective, status.get("bestValue"))
         _clean_up_finished(plan, snap, status, settings)
         plan.phase = phase
         return plan
@@ -207,7 +209,7 @@ def _clean_up_finished(plan: Plan, snap: Snapshot, status: dict[str, Any],
     crashed between recording and deleting) and prune old finished ones."""
     if not snap.jobs:
         return
-    recorded = history.recorded_indices(status.get("history"))
+    recorded = readable_indices(status.get("history")) or set()
     by_index = {i: j for j in snap.jobs if (i := objects.trial_index(j)) is not None}
     plan.prune = [j["metadata"]["name"] for j in by_index.values()
                   if not objects.job_finished(j) and not j["metadata"].get("deletionTimestamp")]
@@ -250,7 +252,7 @@ class _Pass:
         self.ended: list[tuple[Trial, float | None]] = []
         self.open: list[_Open] = []
         #: why status.history could not be read (it is then rebuilt from the Jobs)
-        self.corrupt = history_problem(self.status.get("history"))
+        self.corrupt: str | None = None
         self.corrupt_message = ""
         self.tuner = self._rebuild()
         self._observe_jobs()
@@ -283,7 +285,7 @@ class _Pass:
         final = self._status(outcome)
         plan.status = status_patch(plan.recorded_status, final) or None
         plan.gauges = Gauges(final["phase"], final["trials"], tuner.budget,
-                             self.spec.metric.name, final.get("bestValue"))
+                             self.spec.objective, final.get("bestValue"))
         self._trial_events()
         if outcome is not None and self.status.get("phase") not in FINISHED_PHASES:
             plan.events.append(Event("Normal" if outcome.phase == "Succeeded" else "Warning",
@@ -295,13 +297,8 @@ class _Pass:
     # -- rebuilding the tuner from the cluster --------------------------------------------
 
     def _rebuild(self) -> Tuner:
-        records = [] if self.corrupt else history.decode(self.status.get("history"),
-                                                         lambda i: job_name(self.name, i))
-        # the compact history keeps no per-trial metrics; the listed trials do
-        listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
-                                              self.status.get("bestTrial") or {}]}
-        for record in records:
-            record["metrics"] = dict((listed.get(record["index"]) or {}).get("metrics") or {})
+        records, self.corrupt = read_history(self.status.get("history"),
+                                             lambda i: job_name(self.name, i))
         return Tuner(self.spec, name=self.name, history=records)
 
     def _observe_jobs(self) -> None:
@@ -388,13 +385,17 @@ class _Pass:
         pod = objects.result_pod(pods, self.container)
         term = (objects.terminated(pod, self.container) if pod else None) or {}
         metric_log = objects.read_metrics(self._log(pod), term.get("message"),
-                                          self.spec.metric.name)
+                                          self.spec.objective)
         exit_code = term.get("exitCode")
         if finished == "Complete":
             verdict = rules.judge(metric_log, 0, self.spec)
         else:
+            platform = objects.job_failure_message(job)
+            if term.get("reason") == "OOMKilled":
+                # the kubelet's reason says what exit code 137 alone does not
+                platform = f"OOMKilled: the container exceeded its memory limit; {platform}"
             verdict = rules.judge(metric_log, exit_code or None, self.spec,
-                                  platform_failure=objects.job_failure_message(job))
+                                  platform_failure=platform)
         trial = self.tuner.add(params, verdict.value, verdict.state, metrics=metric_log.latest,
                                history=metric_log.history, reason=verdict.reason, index=index,
                                name=job["metadata"]["name"])
@@ -409,7 +410,7 @@ class _Pass:
             if pod is None:
                 continue
             item.trial.history = list(objects.read_metrics(
-                self._log(pod), None, self.spec.metric.name).history)
+                self._log(pod), None, self.spec.objective).history)
         for item in running:
             reason = self.tuner.should_stop(item.trial)
             if reason:
@@ -457,13 +458,16 @@ class _Pass:
         return status
 
     def _trial_events(self) -> None:
-        metric = self.spec.metric.name
+        metric = self.spec.objective
         for trial, duration in self.ended:
-            self.plan.ended.append(Ended(trial.state, trial.value, duration))
+            self.plan.ended.append(Ended(trial.state, trial.value, duration, trial.index))
             if trial.state == "succeeded":
+                # a sweep without a metric has no value to show
+                result = f"{metric}={trial.value:g}" \
+                    if metric is not None and trial.value is not None else "done"
                 self.plan.events.append(Event("Normal", "TrialSucceeded",
                                               f"trial {trial.index} ({trial.name}): "
-                                              f"{metric}={trial.value:g}"))
+                                              f"{result}"))
             else:
                 kind = "Warning" if trial.state == "failed" else "Normal"
                 self.plan.events.append(Event(kind, f"Trial{trial.state.capitalize()}",
