@@ -284,6 +284,14 @@ class Parameter(_Model):
                 f"int_uniform needs integer min and max (got {self.min:g}, {self.max:g}); use "
                 "'uniform' for real numbers"
             )
+        if dist in (Distribution.q_uniform, Distribution.q_log_uniform_values):
+            q = self.q if self.q is not None else 1.0
+            if math.floor(self.max / q + 1e-9) < math.ceil(self.min / q - 1e-9):
+                raise ValueError(
+                    f"no multiple of q={q:g} lies between min {self.min:g} and max "
+                    f"{self.max:g}, and {dist.value} only takes such multiples; widen the "
+                    "range or use a smaller q"
+                )
 
 
 def _is_integral(value: Any) -> bool:
