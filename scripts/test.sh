@@ -42,6 +42,10 @@ echo "== installing kubectl and helm" >&2
 TOOLS_BIN=$(bash scripts/install-tools.sh)
 export PATH="$TOOLS_BIN:$PATH"
 
+# the HTML report's tests open it in a real browser (no cluster needed: also when QUICK)
+echo "== installing Chromium (Debian package, headless)" >&2
+bash scripts/install-chromium.sh
+
 if [ -z "$QUICK" ]; then
   echo "== installing Prometheus and promtool (Debian package)" >&2
   bash scripts/install-prometheus.sh >&2

@@ -6,16 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from kubesweep.manifest import ManifestError, load_sweep
+from kubesweep.manifest import ManifestError, load_sweep, load_sweep_document
 from kubesweep.settings import add_flags
 from kubesweep.spec import SpecError, Sweep
 
 EXIT_INVALID = 2
 
 
-def _load(path: str, name: str | None) -> Sweep:
+def _load(path: str, name: str | None, max_trials: int | None = None) -> Sweep:
     notes: list[str] = []
-    sweep = load_sweep(Path(path), name, warnings=notes)
+    sweep = load_sweep(Path(path), name, warnings=notes, max_trials=max_trials)
     for note in notes:
         print(f"{path}: warning: {note}", file=sys.stderr)
     return sweep
@@ -33,14 +33,48 @@ def _print_problems(path: str, exc: Exception) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Print the problems of a manifest (exit 2), or a one-line summary of a valid one."""
     try:
-        sweep = _load(args.file, args.name)
+        sweep = _load(args.file, args.name, args.max_trials)
     except (SpecError, ManifestError) as exc:
         _print_problems(args.file, exc)
         return EXIT_INVALID
     spec = sweep.spec
+    names = list(spec.leaf_parameters)
+    goal = f"{spec.metric.goal.value} {spec.metric.name}" if spec.metric is not None else \
+        "no metric (records every metric)"
     print(f"{args.file}: Sweep {sweep.metadata.name} is valid: {spec.method} search over "
-          f"{len(spec.parameters)} parameters ({', '.join(spec.parameters)}), "
-          f"{spec.budget} trials, {spec.metric.goal.value} {spec.metric.name}")
+          f"{len(names)} parameters ({', '.join(names)}), {spec.budget} trials, {goal}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Print the Sweep resource equivalent to a W&B sweep config (YAML)."""
+    import yaml
+
+    from kubesweep.spec import parse_sweep
+
+    path = Path(args.file)
+    notes: list[str] = []
+    try:
+        doc, from_wandb = load_sweep_document(path, warnings=notes, max_trials=args.max_trials,
+                                              image=args.image)
+        if not from_wandb:
+            raise ManifestError(f"{path}: is already a Sweep manifest, not a W&B sweep config")
+        sweep = load_sweep(path, max_trials=args.max_trials, image=args.image)
+    except (SpecError, ManifestError) as exc:
+        _print_problems(args.file, exc)
+        return EXIT_INVALID
+    for note in notes:
+        print(f"{args.file}: note: {note}", file=sys.stderr)
+    if args.image is None:
+        print(f"{args.file}: note: no --image given: the trial container runs "
+              f"{doc['spec']['trialTemplate']['spec']['template']['spec']['containers'][0]['image']}"
+              ", which does not hold your program; build an image with it and pass --image",
+              file=sys.stderr)
+    if args.namespace:
+        doc["metadata"]["namespace"] = args.namespace
+    parse_sweep(doc)  # the printed manifest is exactly the one validated
+    doc["metadata"]["name"] = sweep.metadata.name
+    sys.stdout.write(yaml.safe_dump(doc, sort_keys=False, width=100, allow_unicode=True))
     return 0
 
 
@@ -51,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kubesweep.local.view import View
 
     try:
-        sweep = _load(args.file, args.name)
+        sweep = _load(args.file, args.name, args.max_trials)
         overrides = {k: v for k, v in (("parallelism", args.parallelism),
                                        ("maxTrials", args.max_trials), ("seed", args.seed))
                      if v is not None}
@@ -129,7 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a manifest without running it")
     validate.add_argument("file", metavar="FILE", help="Sweep manifest (YAML)")
     validate.add_argument("--name", help="which Sweep, when FILE holds several")
+    validate.add_argument("--max-trials", type=int,
+                          help="the budget of a W&B sweep config without run_cap")
     validate.set_defaults(func=cmd_validate)
+
+    convert = sub.add_parser(
+        "convert", help="print the Sweep resource equivalent to a W&B sweep config",
+        description="Read a W&B sweep config (method, metric, parameters, early_terminate, "
+        "run_cap, program, command, ...) and print the equivalent Sweep manifest, ready for "
+        "kubectl apply.")
+    convert.add_argument("file", metavar="FILE", help="W&B sweep config (YAML)")
+    convert.add_argument("--image", metavar="IMG",
+                         help="image of the trial container (it must hold the program)")
+    convert.add_argument("--max-trials", type=int,
+                         help="the budget when the config has no run_cap")
+    convert.add_argument("--namespace", "-n", metavar="NS", help="metadata.namespace")
+    convert.set_defaults(func=cmd_convert)
 
     op = sub.add_parser("operator", help="run the Kubernetes operator",
                         description="Reconcile Sweeps on the cluster of the current kubeconfig "
@@ -145,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the Sweep CustomResourceDefinition (YAML)")
     crd.set_defaults(func=cmd_crd)
+
+    # trials / report / logs / best: the same commands as the kubectl plugin
+    from kubesweep.plugin import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -55,8 +55,9 @@ class HyperbandRule(StoppingRule):
     best 1/eta of all trials that reached that step.
 
     Brackets are minIter·eta^k up to maxIter, or with maxIter and s: maxIter/eta^k for
-    k = 1..s. Non-strict compares each trial's best value up to the bracket; strict compares
-    the value at the bracket itself, so a trial that got worse is stopped too.
+    k = 1..s (truncated to whole steps, as W&B). Strict (the default, as W&B) compares the
+    value at the bracket itself, so a trial that got worse is stopped too; non-strict
+    compares each trial's best value up to the bracket.
     """
 
     def __init__(self, config: EarlyTerminate, maximize: bool = False) -> None:
@@ -66,17 +67,25 @@ class HyperbandRule(StoppingRule):
         self.brackets = self._brackets(config)
 
     def _brackets(self, config: EarlyTerminate) -> list[int]:
-        if config.minIter is not None:
-            steps: list[int] = []
-            step = float(config.minIter)
-            limit = config.maxIter if config.maxIter is not None else 10**9
-            while step <= limit and len(steps) < 64:
-                steps.append(int(round(step)))
-                step *= self.eta
+        # As W&B's engine: steps are truncated (int), not rounded, so `minIter: 30, eta: 1.5`
+        # gives 30, 45, 67, 101, 151; `maxIter` with `s` wins when both forms are given.
+        if config.maxIter is not None and config.s is not None:
+            steps = []
+            step = float(config.maxIter)
+            for _ in range(config.s):
+                step /= self.eta
+                if step < 1:
+                    break
+                steps.append(int(step))
             return sorted(set(steps))
-        assert config.maxIter is not None and config.s is not None
-        steps = [int(round(config.maxIter / self.eta**k)) for k in range(1, config.s + 1)]
-        return sorted({s for s in steps if s >= 1})
+        assert config.minIter is not None
+        steps = []
+        step = float(config.minIter)
+        limit = config.maxIter if config.maxIter is not None else 10**9
+        while step <= limit and len(steps) < 64:
+            steps.append(int(step))
+            step *= self.eta
+        return sorted(set(steps))
 
     def should_stop(self, history: History, others: Sequence[History]) -> str | None:
         """Stop when the trial misses the top 1/eta at the newest bracket it has reached."""

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from kubesweep.spec import KIND, Sweep, parse_sweep
+from kubesweep.spec import KIND, SpecError, Sweep, parse_sweep
+from kubesweep.wandb_config import WandbConfigError, is_wandb_config, to_sweep
 
 
 class _Loader(yaml.SafeLoader):
@@ -124,25 +125,69 @@ def whole_float_bounds(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
-def load_sweep(path: Path, name: str | None = None,
-               warnings: list[str] | None = None) -> Sweep:
-    """The Sweep in a manifest file (the one called `name` when the file holds several).
+#: Sweep field names as a W&B config spells them (for errors about a W&B file).
+_WANDB_FIELDS = (("spec.maxTrials", "run_cap"), ("spec.earlyTerminate", "early_terminate"),
+                 ("imputeWhileRunning", "impute_while_running"), ("minIter", "min_iter"),
+                 ("maxIter", "max_iter"), ("spec.", ""))
 
-    Notes about how the manifest is read (see `whole_float_bounds`) go to `warnings`.
+
+def _wandb_path(field: str) -> str:
+    for ours, theirs in _WANDB_FIELDS:
+        field = field.replace(ours, theirs)
+    return field
+
+
+def load_sweep_document(path: Path, name: str | None = None,
+                        warnings: list[str] | None = None, *, max_trials: int | None = None,
+                        image: str | None = None) -> tuple[dict[str, Any], bool]:
+    """The Sweep manifest in `path` as a dict, and whether it was a W&B sweep config.
+
+    A file holding no Sweep but one W&B sweep config is converted (kubesweep.wandb_config):
+    `max_trials` is the budget when it has no `run_cap`, `image` its trial image.
     """
-    docs = [d for d in load_documents(path) if isinstance(d, dict) and d.get("kind") == KIND]
+    all_docs = load_documents(path)
+    docs = [d for d in all_docs if isinstance(d, dict) and d.get("kind") == KIND]
+    if not docs and len(all_docs) == 1 and is_wandb_config(all_docs[0]):
+        try:
+            converted = to_sweep(all_docs[0], name=path.stem, image=image,
+                                 max_trials=max_trials, notes=warnings)
+        except WandbConfigError as exc:
+            raise ManifestError(f"{path}: W&B sweep config: {exc}") from None
+        return converted, True
     if name is not None:
         docs = [d for d in docs if (d.get("metadata") or {}).get("name") == name]
     if not docs:
         which = f" named {name!r}" if name else ""
-        raise ManifestError(f"{path}: no document of kind: Sweep{which}")
+        hint = "" if name else " (nor a W&B sweep config: method, parameters, ...)"
+        raise ManifestError(f"{path}: no document of kind: Sweep{which}{hint}")
     if len(docs) > 1:
         names = ", ".join(str((d.get("metadata") or {}).get("name")) for d in docs)
         raise ManifestError(f"{path}: holds several Sweeps ({names}); choose one with --name")
+    return docs[0], False
+
+
+def load_sweep(path: Path, name: str | None = None,
+               warnings: list[str] | None = None, *, max_trials: int | None = None,
+               image: str | None = None) -> Sweep:
+    """The Sweep in a manifest file (the one called `name` when the file holds several),
+    or the Sweep equivalent to the W&B sweep config in it.
+
+    Notes about how the manifest is read (see `whole_float_bounds`) go to `warnings`.
+    A W&B file keeps its YAML's own types (`min: 0.0` is a float, as W&B reads it).
+    """
+    doc, from_wandb = load_sweep_document(path, name, warnings, max_trials=max_trials,
+                                          image=image)
+    if from_wandb:
+        try:
+            return parse_sweep(doc)
+        except SpecError as exc:
+            raise SpecError([(_wandb_path(f), m) for f, m in exc.problems]) from None
+        except RecursionError:
+            raise ManifestError(f"{path}: the W&B config is nested too deeply") from None
     if warnings is not None:
-        warnings.extend(whole_float_bounds(docs[0]))
+        warnings.extend(whole_float_bounds(doc))
     try:
-        sweep = parse_sweep(as_json_numbers(docs[0]))
+        sweep = parse_sweep(as_json_numbers(doc))
     except RecursionError:
         raise ManifestError(f"{path}: the Sweep is nested too deeply to be a manifest") from None
     if not sweep.metadata.name:

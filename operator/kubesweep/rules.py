@@ -71,19 +71,26 @@ def summarize(values: Sequence[float], summary: str, maximize: bool) -> float | 
     return max(finite) if maximize else min(finite)
 
 
-def failure_reason(log: MetricLog, exit_code: int | None, objective: str) -> str | None:
+def failure_reason(log: MetricLog, exit_code: int | None,
+                   objective: str | None) -> str | None:
     """Why a finished trial counts as failed, in words a user can act on; None if it
-    succeeded."""
+    succeeded. Without an objective (a sweep with no metric) only the exit code counts."""
+    from kubesweep.trial_output import example_line
+
     if exit_code not in (0, None):
         why = f"killed by signal {-exit_code}" if exit_code < 0 else \
             f"exited with code {exit_code}"
         # the last line is usually the error ("No such file", a Python exception)
         return f"{why}: {log.last_line}" if log.last_line else why
+    if objective is None:
+        return None
     if not log.has_objective:
         seen = ", ".join(sorted(log.latest)) or "nothing"
+        call = f"kubesweep.report({objective}=...)" if objective.isidentifier() else \
+            f"kubesweep.report(**{{{objective!r}: ...}})"
         return (
             f"printed no {objective!r} metric (saw: {seen}); print a line like "
-            f"'{objective}=0.93' or call kubesweep.report({objective}=...)"
+            f"'{example_line(objective)}' or call {call}"
         )
     value = log.last_objective
     if value is None or not math.isfinite(value):
@@ -98,9 +105,10 @@ def judge(log: MetricLog, exit_code: int | None, spec: SweepSpec, *,
     `platform_failure` is the runtime's own reason when it says the trial failed (the Job
     controller's `BackoffLimitExceeded: ...`); the trial then fails whatever it printed.
     """
-    maximize = spec.metric.goal.value == "maximize"
-    value = log.final_value(spec.metric.summary, maximize)
-    objective = spec.metric.name
+    metric = spec.metric
+    maximize = metric is not None and metric.goal.value == "maximize"
+    value = log.final_value(metric.summary, maximize) if metric is not None else None
+    objective = spec.objective
     if platform_failure is None:
         reason = failure_reason(log, exit_code, objective)
     else:
@@ -130,8 +138,9 @@ def outcome(trials: Sequence[Trial], spec: SweepSpec, best: Trial | None,
                        f"the first {len(failed)} trials failed and none succeeded (trial "
                        f"{last.name or last.index}: {last.reason}); fix the trial and start "
                        "again, or set maxFailedTrials to let more trials fail")
-    target = spec.metric.target
-    if target is not None and best is not None and best.value is not None:
+    target = spec.metric.target if spec.metric is not None else None
+    if spec.metric is not None and target is not None and best is not None and \
+            best.value is not None:
         maximize = spec.metric.goal.value == "maximize"
         if best.value >= target if maximize else best.value <= target:
             return Outcome("Succeeded", "TargetReached",
@@ -140,7 +149,12 @@ def outcome(trials: Sequence[Trial], spec: SweepSpec, best: Trial | None,
     finished = sum(1 for t in trials if t.finished)
     budget_used = finished >= spec.budget
     if (budget_used or exhausted) and not any(not t.finished for t in trials):
-        if best is None:
+        if spec.metric is None:
+            # a sweep that only explores: it fails only when no trial ran through
+            if not any(t.state == "succeeded" for t in trials):
+                return Outcome("Failed", "NoSuccessfulTrial",
+                               f"none of {finished} trials succeeded")
+        elif best is None:
             return Outcome("Failed", "NoSuccessfulTrial",
                            f"none of {finished} trials reported a usable "
                            f"{spec.metric.name!r} value")

@@ -12,12 +12,13 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from scipy import special, stats
 
-from kubesweep.spec import Distribution, Parameter
+from kubesweep.spec import Distribution, Parameter, flatten_parameters
 
 Params = dict[str, Any]
 
@@ -43,13 +44,30 @@ def _to_python(value: Any) -> Any:
     return value
 
 
-def _quantize(x: float, q: float) -> float | int:
-    value = round(x / q) * q
+def _decimals(q: float) -> int:
+    """Decimal places of q as written (0.125 → 3, 2.341 → 3, 1e-05 → 5)."""
+    exponent = Decimal(repr(float(q))).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
+
+
+def _quantize(x: float, q: float, low: float | None = None,
+              high: float | None = None) -> float | int:
+    """The multiple of q nearest to x (and inside [low, high] when given), exactly as many
+    decimals as q has.
+
+    A multiple of q has no more decimals than q itself, so rounding k·q to them only removes
+    float noise (0.30000000000000004 → 0.3) and never moves the value off the lattice.
+    Bounds that are not multiples of q pull the nearest multiple inside them: W&B's
+    round(x / q) * q would give 0 for min 1, max 6, q 5, which the range excludes.
+    """
+    k = round(x / q)
+    if low is not None:
+        k = max(k, math.ceil(low / q - 1e-9))
+    if high is not None:
+        k = min(k, math.floor(high / q + 1e-9))
     if float(q).is_integer():
-        return int(round(value))
-    # keep as many decimals as q has, so 0.1 steps print as 0.3 and not 0.30000000000000004
-    decimals = max(0, -math.floor(math.log10(q)) + 1)
-    return round(value, decimals)
+        return int(k * int(q))
+    return round(k * q, _decimals(q)) + 0.0  # + 0.0: no -0.0
 
 
 class Dimension(ABC):
@@ -241,7 +259,7 @@ class Uniform(_Interval):
     def _finish(self, t: float) -> float | int:
         if self.q is None:
             return min(max(round_significant(t), self.low), self.high)
-        return _quantize(t, self.q)
+        return _quantize(t, self.q, self.low, self.high)
 
     def grid(self) -> list[Any]:
         if self.q is None:
@@ -274,7 +292,7 @@ class LogUniform(_Interval):
         x = math.exp(t)
         if self.q is None:
             return min(max(round_significant(x), self.param.min), self.param.max)
-        return _quantize(x, self.q)
+        return _quantize(x, self.q, self.param.min, self.param.max)
 
     def grid(self) -> list[Any]:
         if self.q is None:
@@ -313,17 +331,21 @@ class Gaussian(Dimension):
 
 
 class Beta(Dimension):
-    """`beta` with shape parameters a and b on [0, 1]."""
+    """`beta` and `q_beta` with shape parameters a and b on [0, 1]."""
 
     def __init__(self, name: str, param: Parameter) -> None:
         super().__init__(name, param)
         self.dist = stats.beta(param.a or 1.0, param.b or 1.0)
+        self.q = (param.q or 1.0) if param.distribution is Distribution.q_beta else None
 
-    def sample(self, rng: np.random.Generator) -> float:
-        return round_significant(float(rng.beta(self.dist.args[0], self.dist.args[1])))
+    def _finish(self, x: float) -> float | int:
+        return round_significant(x) if self.q is None else _quantize(x, self.q)
 
-    def from_unit(self, u: float) -> float:
-        return round_significant(float(self.dist.ppf(min(max(u, _EDGE), 1 - _EDGE))))
+    def sample(self, rng: np.random.Generator) -> float | int:
+        return self._finish(float(rng.beta(self.dist.args[0], self.dist.args[1])))
+
+    def from_unit(self, u: float) -> float | int:
+        return self._finish(float(self.dist.ppf(min(max(u, _EDGE), 1 - _EDGE))))
 
     def to_unit(self, value: Any) -> float:
         return float(np.clip(self.dist.cdf(float(value)), _EDGE, 1 - _EDGE))
@@ -343,6 +365,7 @@ _CLASSES: dict[Distribution, type[Dimension]] = {
     Distribution.log_normal: Gaussian,
     Distribution.q_log_normal: Gaussian,
     Distribution.beta: Beta,
+    Distribution.q_beta: Beta,
 }
 
 
@@ -355,7 +378,9 @@ class Space:
     """All parameters of a sweep, in the order the manifest lists them."""
 
     def __init__(self, parameters: Mapping[str, Parameter]) -> None:
-        self.dimensions = [make_dimension(name, p) for name, p in parameters.items()]
+        # nested `parameters:` become dimensions named outer.inner (see spec.nest_params)
+        leaves = flatten_parameters(dict(parameters))
+        self.dimensions = [make_dimension(name, p) for name, p in leaves.items()]
         self.names = [d.name for d in self.dimensions]
         offsets = np.cumsum([0] + [d.width for d in self.dimensions])
         #: slice of the encoded vector for each dimension
@@ -372,7 +397,8 @@ class Space:
         """Unit-cube coordinates of a parameter set (shape `(width,)`)."""
         out: list[float] = []
         for d in self.dimensions:
-            out.extend(d.encode(params[d.name]))
+            # a null value may be missing: the status history and the API server drop nulls
+            out.extend(d.encode(params.get(d.name)))
         return np.asarray(out, dtype=float)
 
     def encode_many(self, params_list: list[Mapping[str, Any]]) -> np.ndarray:
@@ -413,5 +439,9 @@ class Space:
 
 
 def params_key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """A hashable identity of a parameter set (for de-duplication)."""
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+    """A hashable identity of a parameter set (for de-duplication).
+
+    A null value counts as absent: a trial read back from the status history has lost
+    its nulls, and must still match the grid point it ran.
+    """
+    return tuple(sorted((k, repr(v)) for k, v in params.items() if v is not None))

@@ -16,12 +16,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -44,11 +47,21 @@ MAX_SEED = 2**53 - 1
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6
 
-PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+#: `${...}` in a trial template; `$${...}` is an escape for a literal `${...}`.
+PLACEHOLDER = re.compile(r"(?<!\$)\$\{([^}]*)\}")
 #: Placeholders other than `${params.NAME}` that a trial template may use.
 TRIAL_PLACEHOLDERS = ("trial.name", "trial.index", "sweep.name")
+#: W&B agent macros that expand to several command items (each must be an item of its own).
+ARGS_PLACEHOLDERS = ("args", "args_no_equals", "args_no_hyphens", "args_no_boolean_flags",
+                     "args_json", "args_json_file", "args_append_hydra", "args_override_hydra")
+#: `${envvar:NAME}`: the value of an environment variable (W&B's agent macro).
+ENVVAR = re.compile(r"envvar:([A-Z0-9_]*)")
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+#: Parameter names: as W&B Sweeps allows them (its config schema's pattern).
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
+#: How deep `parameters:` may nest inside a parameter (W&B has no limit; nobody needs more).
+MAX_NESTING = 8
 
 
 class Distribution(str, Enum):
@@ -67,6 +80,7 @@ class Distribution(str, Enum):
     log_normal = "log_normal"
     q_log_normal = "q_log_normal"
     beta = "beta"
+    q_beta = "q_beta"
 
 
 #: W&B's exponent-style distributions, deprecated upstream; we refuse them with the fix.
@@ -92,7 +106,7 @@ LOG_BOUNDED = {
 GAUSSIAN = {Distribution.normal, Distribution.q_normal, Distribution.log_normal,
             Distribution.q_log_normal}
 QUANTIZED = {Distribution.q_uniform, Distribution.q_log_uniform_values, Distribution.q_normal,
-             Distribution.q_log_normal}
+             Distribution.q_log_normal, Distribution.q_beta}
 #: Distributions a grid sweep can enumerate.
 GRIDDABLE = {Distribution.constant, Distribution.categorical, Distribution.int_uniform,
              Distribution.q_uniform, Distribution.q_log_uniform_values}
@@ -111,13 +125,15 @@ class Parameter(_Model):
         "`value` → constant, integer `min`/`max` → int_uniform, float `min`/`max` → uniform, "
         "`mu`/`sigma` → normal.",
     )
-    values: list[Scalar] | None = Field(
-        None, description="Categorical choices (strings, numbers or booleans).", min_length=1
+    values: list[Any] | None = Field(
+        None, description="Categorical choices: any JSON values (strings, numbers, booleans, "
+        "null, lists such as layer sizes `[64, 64]`, or objects).", min_length=1
     )
     probabilities: list[float] | None = Field(
         None, description="Probability of each entry of `values` for random/bayes; sums to 1."
     )
-    value: Scalar | None = Field(None, description="A constant value passed to every trial.")
+    value: Any = Field(None, description="A constant value (any JSON value) passed to every "
+                       "trial.")
     # StrictInt first so `min: 1` stays an int: that is how int_uniform is inferred.
     min: StrictInt | float | None = Field(
         None, description="Lower bound (a value, not an exponent)."
@@ -133,6 +149,20 @@ class Parameter(_Model):
     )
     a: float | None = Field(None, description="Beta distribution α (default 1).", gt=0)
     b: float | None = Field(None, description="Beta distribution β (default 1).", gt=0)
+    parameters: dict[str, Parameter] | None = Field(
+        None, description="Nested parameters (as W&B): the trial receives this parameter as an "
+        "object of the nested values; `${params.NAME.SUB}` names one of them.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _keep_null_constant(self, handler: SerializerFunctionWrapHandler,
+                            info: SerializationInfo) -> Any:
+        # `value: null` is a valid constant (W&B allows any JSON value); dumping with
+        # exclude_none must not turn it into a parameter with no distribution.
+        data = handler(self)
+        if isinstance(data, dict) and self.distribution is Distribution.constant:
+            data.setdefault("value", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -149,6 +179,13 @@ class Parameter(_Model):
             if dist is not None and isinstance(dist, str) and dist not in Distribution.__members__:
                 valid = ", ".join(Distribution.__members__)
                 raise ValueError(f"unknown distribution {dist!r}; valid: {valid}")
+            if "parameters" in data:
+                others = sorted(k for k in data if k != "parameters")
+                if others:
+                    raise ValueError(
+                        f"a parameter with nested `parameters` takes no other keys (got "
+                        f"{', '.join(others)}); put them on the nested parameters"
+                    )
         return data
 
     @field_validator("values", "value", "min", "max")
@@ -167,14 +204,27 @@ class Parameter(_Model):
 
     @model_validator(mode="after")
     def _infer_and_check(self) -> Parameter:
+        if self.parameters is not None:
+            _check_names(self.parameters)
+            if not self.parameters:
+                raise ValueError("nested `parameters` must name at least one parameter")
+            return self
+        if self.values is not None:
+            for i, choice in enumerate(self.values):
+                problem = _json_problem(choice)
+                if problem:
+                    raise ValueError(f"values[{i}]: {problem}")
         if self.distribution is None:
             self.distribution = self._inferred_distribution()
         dist = self.distribution
         if dist is Distribution.categorical:
             self._check_categorical()
         elif dist is Distribution.constant:
-            if self.value is None:
-                raise ValueError("distribution 'constant' needs `value`")
+            # no `value` means null: Kubernetes drops a null from a nested parameter, so
+            # `distribution: constant` alone is how a null constant survives the API server
+            problem = _json_problem(self.value)
+            if problem:
+                raise ValueError(f"value: {problem}")
         elif dist in BOUNDED:
             self._check_bounds(dist)
         if dist is not Distribution.categorical and self.probabilities is not None:
@@ -184,7 +234,7 @@ class Parameter(_Model):
     def _inferred_distribution(self) -> Distribution:
         if self.values is not None:
             return Distribution.categorical
-        if self.value is not None:
+        if "value" in self.model_fields_set:
             return Distribution.constant
         if self.min is not None and self.max is not None:
             if _is_integral(self.min) and _is_integral(self.max):
@@ -234,10 +284,73 @@ class Parameter(_Model):
                 f"int_uniform needs integer min and max (got {self.min:g}, {self.max:g}); use "
                 "'uniform' for real numbers"
             )
+        if dist in (Distribution.q_uniform, Distribution.q_log_uniform_values):
+            q = self.q if self.q is not None else 1.0
+            if math.floor(self.max / q + 1e-9) < math.ceil(self.min / q - 1e-9):
+                raise ValueError(
+                    f"no multiple of q={q:g} lies between min {self.min:g} and max "
+                    f"{self.max:g}, and {dist.value} only takes such multiples; widen the "
+                    "range or use a smaller q"
+                )
 
 
 def _is_integral(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why `value` is not a JSON value a trial can receive, or None when it is."""
+    if depth > 32:
+        return "nested too deeply"
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a finite number"
+    if isinstance(value, list):
+        return next((p for p in (_json_problem(v, depth + 1) for v in value) if p), None)
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return "object keys must be strings"
+        return next((p for p in (_json_problem(v, depth + 1) for v in value.values()) if p),
+                    None)
+    return f"{type(value).__name__} is not a JSON value"
+
+
+def _check_names(params: dict[str, Any]) -> None:
+    for name in params:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ValueError(
+                f"parameter name {name!r} must start with a letter or _ and contain only "
+                "letters, digits, _, . and -"
+            )
+
+
+def flatten_parameters(params: dict[str, Parameter], prefix: str = "",
+                       depth: int = 0) -> dict[str, Parameter]:
+    """Every leaf parameter by its full name: nested ones as `outer.inner` (W&B's nesting)."""
+    if depth > MAX_NESTING:
+        raise ValueError(f"parameters nest deeper than {MAX_NESTING} levels")
+    flat: dict[str, Parameter] = {}
+    for name, param in params.items():
+        full = f"{prefix}{name}"
+        if param.parameters is not None:
+            flat.update(flatten_parameters(param.parameters, f"{full}.", depth + 1))
+        else:
+            flat[full] = param
+    return flat
+
+
+def nest_params(values: dict[str, Any], params: dict[str, Parameter],
+                prefix: str = "") -> dict[str, Any]:
+    """A trial's flat `outer.inner` values as the nested objects its `parameters` declare."""
+    out: dict[str, Any] = {}
+    for name, param in params.items():
+        full = f"{prefix}{name}"
+        if param.parameters is not None:
+            out[name] = nest_params(values, param.parameters, f"{full}.")
+        elif full in values:
+            out[name] = values[full]
+    return out
 
 
 class Goal(str, Enum):
@@ -258,6 +371,22 @@ class Metric(_Model):
     summary: Literal["last", "best"] = Field(
         "last", description="Trial value: the `last` (default) or `best` value it reported."
     )
+    impute: Literal["worst", "best", "latest"] = Field(
+        "worst", description="Value bayes assumes for a failed trial (as W&B): `worst` (default: "
+        "the worst value of any trial), `best` or `latest` (the best or last value the failed "
+        "trial reported before it failed; the worst value when it reported none).",
+    )
+    imputeWhileRunning: Literal["false", "worst", "best", "latest"] = Field(
+        "false", validation_alias=AliasChoices("imputeWhileRunning", "impute_while_running"),
+        description="bayes: also model running trials, at this value of what they reported "
+        "so far (`false`, the default, treats them as pending).",
+    )
+
+    @field_validator("imputeWhileRunning", mode="before")
+    @classmethod
+    def _false_as_string(cls, value: Any) -> Any:
+        # W&B's schema spells it "false"; YAML reads a bare `false` as a boolean
+        return "false" if value is False else value
 
 
 class EarlyTerminate(_Model):
@@ -275,7 +404,8 @@ class EarlyTerminate(_Model):
     eta: float = Field(3.0, gt=1, description="hyperband: keep the best 1/eta at each bracket.")
     s: int | None = Field(None, ge=1, description="hyperband with maxIter: number of brackets.")
     strict: bool = Field(
-        False, description="hyperband: also stop trials that miss a bracket's report."
+        True, description="hyperband: compare the value at the bracket (default, as W&B) "
+        "instead of the trial's best value so far."
     )
     minTrials: int = Field(
         5, ge=1, validation_alias=AliasChoices("minTrials", "min_trials"),
@@ -315,7 +445,10 @@ class SweepSpec(_Model):
     method: Literal["grid", "random", "bayes"] = Field(
         ..., description="Search strategy: `grid`, `random` or `bayes` (Bayesian optimisation)."
     )
-    metric: Metric
+    metric: Metric | None = Field(
+        None, description="The metric to optimise. Required for bayes and earlyTerminate; "
+        "grid and random sweeps without one run their budget and record every metric.",
+    )
     parameters: dict[str, Parameter] = Field(
         ..., min_length=1, description="Hyperparameters by name, each with its distribution."
     )
@@ -350,16 +483,39 @@ class SweepSpec(_Model):
     @field_validator("parameters")
     @classmethod
     def _check_names(cls, params: dict[str, Parameter]) -> dict[str, Parameter]:
-        for name in params:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
-                raise ValueError(
-                    f"parameter name {name!r} must start with a letter or _ and contain only "
-                    "letters, digits, _, . and -"
-                )
+        _check_names(params)
+        flat = flatten_parameters(params)
+        # a flat name "a.b" and a nested a: {parameters: {b: ...}} would be one trial value
+        if len(flat) != _count_leaves(params):
+            clash = sorted({n for n in flat if "." in n})
+            raise ValueError(
+                f"two parameters have the same full name ({', '.join(clash)}); a name with a "
+                "dot collides with a nested parameter of that path: rename one"
+            )
         return params
+
+    @property
+    def leaf_parameters(self) -> dict[str, Parameter]:
+        """Every searched parameter by its full name (nested ones as `outer.inner`)."""
+        return flatten_parameters(self.parameters)
+
+    @property
+    def objective(self) -> str | None:
+        """The name of the metric the sweep optimises, None when it only explores."""
+        return self.metric.name if self.metric is not None else None
 
     @model_validator(mode="after")
     def _check_method_and_template(self) -> SweepSpec:
+        if self.metric is None:
+            if self.method == "bayes":
+                raise ValueError(
+                    "metric: required for method 'bayes' (the metric it models, e.g. "
+                    "metric: {name: val_loss, goal: minimize}); grid and random may omit it"
+                )
+            if self.earlyTerminate is not None:
+                raise ValueError(
+                    "metric: required by earlyTerminate (it compares trials by the metric)"
+                )
         if self.method == "grid":
             self._check_grid()
         elif self.maxTrials is None:
@@ -373,12 +529,18 @@ class SweepSpec(_Model):
     def _check_grid(self) -> None:
         from kubesweep.space import Space  # local: space depends on this module
 
-        for name, param in self.parameters.items():
+        for name, param in self.leaf_parameters.items():
             if param.distribution not in GRIDDABLE:
                 raise ValueError(
                     f"parameters.{name}: grid search needs discrete values but "
                     f"{param.distribution.value!r} is continuous; use `values: [...]`, "
                     "int_uniform or q_uniform, or method random/bayes"
+                )
+            if param.probabilities is not None:
+                raise ValueError(
+                    f"parameters.{name}: `probabilities` has no meaning in a grid search (it "
+                    "visits every value once; W&B refuses it too); remove it, or use method "
+                    "random/bayes"
                 )
         size = Space(self.parameters).grid_size()
         if size > MAX_GRID_POINTS:
@@ -394,21 +556,37 @@ class SweepSpec(_Model):
 
     def _check_template(self) -> None:
         container = self.primary_container()
+        items = [str(x) for key in ("command", "args") for x in container.get(key) or []]
         for text in template_strings(container):
             for ref in PLACEHOLDER.findall(text):
                 ref = ref.strip()
-                if ref.startswith("params."):
+                if ref in ARGS_PLACEHOLDERS:
+                    if f"${{{ref}}}" not in items:
+                        raise ValueError(
+                            f"trialTemplate: ${{{ref}}} expands to several arguments, so it "
+                            "must be a command or args item of its own (as W&B's agent needs)"
+                        )
+                    if ref == "args_json_file" and not container.get("command"):
+                        raise ValueError(
+                            "trialTemplate: ${args_json_file} needs the container's `command` "
+                            "(the file is written before it runs)"
+                        )
+                elif ENVVAR.fullmatch(ref):
+                    pass
+                elif ref.startswith("params."):
                     name = ref[len("params."):]
-                    if name not in self.parameters:
-                        known = ", ".join(sorted(self.parameters))
+                    if name not in self.leaf_parameters and name not in self.parameters:
+                        known = ", ".join(sorted(self.leaf_parameters))
                         raise ValueError(
                             f"trialTemplate: placeholder ${{{ref}}} names no parameter; "
                             f"parameters are: {known}"
                         )
                 elif ref not in TRIAL_PLACEHOLDERS:
                     raise ValueError(
-                        f"trialTemplate: unknown placeholder ${{{ref}}}; use ${{params.NAME}} "
-                        f"or one of {', '.join('${' + p + '}' for p in TRIAL_PLACEHOLDERS)}"
+                        f"trialTemplate: unknown placeholder ${{{ref}}}; use ${{params.NAME}}, "
+                        f"${{envvar:NAME}} or one of "
+                        f"{', '.join('${' + p + '}' for p in TRIAL_PLACEHOLDERS)}, "
+                        f"{', '.join('${' + p + '}' for p in ARGS_PLACEHOLDERS)}"
                     )
 
     def primary_container(self) -> dict[str, Any]:
@@ -440,6 +618,11 @@ class SweepSpec(_Model):
         from kubesweep.space import Space
 
         return Space(self.parameters).grid_size()
+
+
+def _count_leaves(params: dict[str, Parameter]) -> int:
+    return sum(_count_leaves(p.parameters) if p.parameters is not None else 1
+               for p in params.values())
 
 
 def template_strings(container: dict[str, Any]) -> list[str]:
@@ -507,7 +690,8 @@ class SpecError(ValueError):
 
 
 _FIELD_PREFIX = re.compile(
-    r"^((?:parameters|trialTemplate|maxTrials|primaryContainer)[\w.\[\]-]*): (.*)$", re.S
+    r"^((?:parameters|trialTemplate|maxTrials|primaryContainer|metric)[\w.\[\]-]*): (.*)$",
+    re.S
 )
 
 

@@ -19,8 +19,11 @@ STEP_KEYS = ("step", "epoch")
 #: Characters of a crashed trial's last output line quoted in its failure reason.
 LAST_LINE_CHARS = 200
 
+#: Characters of a metric name after its first letter: what W&B users log, such as
+#: `val/loss`, `Valid_mAP@0.50`, `metrics/mAP_0.5:0.95`, `top-1`, `acc[0]`, `f1(macro)`, `loss%`.
+_NAME_CHARS = r"\w./@:%+\[\]()-"
 _PAIR = re.compile(
-    r"(?<![\w.-])([A-Za-z_][\w./-]*)\s*=\s*"
+    rf"(?<![{_NAME_CHARS}])([A-Za-z_][{_NAME_CHARS}]*)\s*=\s*"
     r"([+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|NaN|inf|-inf|Infinity))"
     r"(?![\w.])"
 )
@@ -59,7 +62,8 @@ class MetricLog:
     which fails the trial (`rules.failure_reason`).
     """
 
-    objective: str
+    #: the metric the sweep optimises; None for a sweep that only explores
+    objective: str | None
     reports: list[Report] = field(default_factory=list)
     #: latest finite value of every metric the trial reported (including the objective)
     latest: dict[str, float] = field(default_factory=dict)
@@ -83,7 +87,7 @@ class MetricLog:
         report = Report(metrics, step)
         self.reports.append(report)
         self.latest.update({k: v for k, v in metrics.items() if math.isfinite(v)})
-        if self.objective not in metrics:
+        if self.objective is None or self.objective not in metrics:
             return None
         value = metrics[self.objective]
         self._step = step if step is not None else self._step + 1
@@ -110,3 +114,11 @@ class MetricLog:
         if summary == "last" or not self.history:
             return self.last_objective
         return summarize([v for _, v in self.history], summary, maximize)
+
+
+def example_line(objective: str) -> str:
+    """A line that reports `objective` and parses back (JSON when name=value cannot)."""
+    line = f"{objective}=0.93"
+    if parse_line(line) == {objective: 0.93}:
+        return line
+    return json.dumps({objective: 0.93})

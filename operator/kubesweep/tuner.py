@@ -99,7 +99,8 @@ class Tuner:
         self.name = name
         self.space = Space(self.spec.parameters)
         self.strategy = make_strategy(self.spec.method, self.space)
-        self.maximize = self.spec.metric.goal is Goal.maximize
+        metric = self.spec.metric
+        self.maximize = metric is not None and metric.goal is Goal.maximize
         self.rule = make_rule(self.spec.earlyTerminate, self.maximize)
         self.budget = self.spec.budget
         self.trials: list[Trial] = []
@@ -179,11 +180,39 @@ class Tuner:
         return self._insert(Trial(index, self.trial_name(index), params))
 
     def _observations(self) -> list[Observation]:
-        return [Observation(t.params, self._loss(t.value) if t.state != "failed" else None)
+        metric = self.spec.metric
+        impute = metric.impute if metric is not None else "worst"
+        seen = [Observation(t.params, self._loss(t.value) if t.state != "failed"
+                            else self._imputed(t, impute))
                 for t in self.trials if t.finished]
+        while_running = metric.imputeWhileRunning if metric is not None else "false"
+        if while_running != "false":
+            seen += [Observation(t.params, self._imputed(t, while_running))
+                     for t in self._running_with_reports()]
+        return seen
+
+    def _running_with_reports(self) -> list[Trial]:
+        """Pending trials that reported the objective (modelled under imputeWhileRunning)."""
+        metric = self.spec.metric
+        if metric is None or metric.imputeWhileRunning == "false":
+            return []
+        return [t for t in self.trials if not t.finished and t.history]
+
+    def _imputed(self, trial: Trial, how: str) -> float | None:
+        """The loss bayes assumes for a failed or running trial (W&B's `metric.impute`).
+
+        `worst` returns None: the strategy then uses the worst loss of all trials (the
+        default for failed trials). `best`/`latest` use what the trial itself reported,
+        and fall back to the worst when it reported nothing finite.
+        """
+        losses = [loss for _, v in trial.history for loss in [self._loss(v)] if loss is not None]
+        if how == "worst" or not losses:
+            return None
+        return min(losses) if how == "best" else losses[-1]
 
     def _pending_params(self) -> list[Params]:
-        return [t.params for t in self.trials if not t.finished]
+        modelled = {t.index for t in self._running_with_reports()}
+        return [t.params for t in self.trials if not t.finished and t.index not in modelled]
 
     def _loss(self, value: float | None) -> float | None:
         if value is None or not math.isfinite(value):
@@ -228,6 +257,9 @@ class Tuner:
         trial.value = self._summary(trial, value)
         trial.state = state
         trial.reason = reason
+        if self.spec.metric is None:
+            # nothing to optimise: a trial that exited cleanly succeeded, whatever it printed
+            return trial
         if state == "succeeded" and (trial.value is None or not math.isfinite(trial.value)):
             trial.state = "failed"
             metric = self.spec.metric.name
@@ -240,6 +272,8 @@ class Tuner:
         return trial
 
     def _summary(self, trial: Trial, value: float | None) -> float | None:
+        if self.spec.metric is None:
+            return None
         if value is None and trial.history:
             value = trial.history[-1][1]
         if self.spec.metric.summary == "last" or value is None or not math.isfinite(value):
@@ -260,7 +294,9 @@ class Tuner:
 
     @property
     def best(self) -> Trial | None:
-        """The succeeded trial with the best value (first one on ties)."""
+        """The succeeded trial with the best value (first one on ties); None without a metric."""
+        if self.spec.metric is None:
+            return None
         done = [t for t in self.trials if t.state == "succeeded" and t.value is not None]
         if not done:
             return None

@@ -64,15 +64,14 @@ def down(args: argparse.Namespace) -> int:
         print(f"no cluster state in {args.run_dir}" +
               (f"; real node cleanup: {problems}" if problems else ""), file=sys.stderr)
         return 0
-    swept = stop_state(state)
+    problems: list[str] = []
+    swept = stop_state(state, problems)
     if swept:
         print(f"killed leftover processes: {swept}", file=sys.stderr)
     (args.run_dir / "state.json").unlink(missing_ok=True)
-    if state.real_node:
-        left = real_node.leftovers(str(args.run_dir.resolve()))
-        if left:
-            print(f"error: the real node left on the host: {', '.join(left)}", file=sys.stderr)
-            return 1
+    if problems:
+        print(f"error: the real node's teardown: {'; '.join(problems)}", file=sys.stderr)
+        return 1
     print(f"cluster in {args.run_dir} stopped (logs kept in {args.run_dir / 'logs'})",
           file=sys.stderr)
     return 0

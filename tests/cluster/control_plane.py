@@ -145,6 +145,7 @@ class LocalCluster:
         self.real_node_wait = real_node_wait
         self.state: ClusterState | None = None
         self._procs: dict[str, Any] = {}
+        self.teardown_problems: list[str] = []
         #: how each component was started, so a fault test can crash and restart it
         self._launches: dict[str, tuple[list[Any], Path, dict[str, str], Any]] = {}
 
@@ -315,9 +316,11 @@ class LocalCluster:
         launch("kube-proxy", rn.kube_proxy_argv(paths))
         if spec.gpus > 0:
             launch("fake-gpu-plugin", rn.device_plugin_argv(spec))
-        record.owner_pids = [state.pids[n] for n in
-                             ("containerd", "kubelet", "kube-proxy", "fake-gpu-plugin")
-                             if n in state.pids]
+        # This process (pytest, or `up` until it returns) and the node's components:
+        # while any lives, no other session takes the host over.
+        record.owner_pids = [os.getpid()] + [
+            state.pids[n] for n in ("containerd", "kubelet", "kube-proxy", "fake-gpu-plugin")
+            if n in state.pids]
         record.save()
 
         self._wait(f"real node {spec.name} Ready", deadline,
@@ -460,9 +463,10 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Stop every component (node agents first so they can stop their pods), then
-        kill anything still carrying this run's id."""
+        kill anything still carrying this run's id; what the real node could not undo
+        on the host is in `teardown_problems`."""
         if self.state is not None:
-            stop_state(self.state)
+            stop_state(self.state, self.teardown_problems)
 
 
 # Stop order: nodes first (a node agent stops its pods' processes; the kubelet is stopped
@@ -471,20 +475,23 @@ _STOP_RANK = {"kubelet": 0, "kube-proxy": 1, "fake-gpu-plugin": 1, "containerd":
               "kube-scheduler": 3, "kube-controller-manager": 4, "kube-apiserver": 5}
 
 
-def stop_state(state: ClusterState) -> list[int]:
+def stop_state(state: ClusterState, problems: list[str] | None = None) -> list[int]:
     """Stop the cluster described by `state` and undo what its real node changed on the
-    host; returns PIDs that had to be swept up."""
+    host (what could not be undone is appended to `problems`, or printed); returns PIDs
+    that had to be swept up."""
+    if state.real_node:
+        rn.hold_for_stop(state.run_id)
     order = sorted(state.pids, key=lambda n: 0 if n.startswith("node-") else
                    _STOP_RANK.get(n, 6))
     for name in order:
         processes.stop_group(state.pids[name], timeout=10.0)
     swept = processes.kill_run(state.run_id)
     if state.real_node:
-        record = rn.HostRecord.load()
-        if record is not None and record.run_id == state.run_id:
-            problems = rn.teardown(record)
-            if problems:
-                print("real node teardown: " + "; ".join(problems), file=sys.stderr)
+        found = rn.release(state.run_id) or []
+        if problems is not None:
+            problems += found
+        elif found:
+            print("real node teardown: " + "; ".join(found), file=sys.stderr)
     return swept
 
 

@@ -167,9 +167,8 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory,
     finally:
         api.close()
         local.stop()
-    if real_node:
-        left = rn.leftovers(str(local.run_dir))
-        assert not left, f"the real node left on the host after teardown: {left}"
+    assert not local.teardown_problems, (
+        f"the real node's teardown failed: {local.teardown_problems}")
 
 
 @pytest.fixture(scope="session")

@@ -210,7 +210,10 @@ def _check_free_ranges() -> None:
 
 
 @contextlib.contextmanager
-def _machine_lock(timeout: float) -> Iterator[None]:
+def machine_lock(timeout: float = 60.0) -> Iterator[None]:
+    """Hold the machine-wide real-node lock: claiming the host, and tearing a node down
+    and checking nothing is left, happen under it, so another session cannot set up
+    its node in between."""
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK, "a") as f:
         deadline = time.monotonic() + timeout
@@ -242,7 +245,7 @@ def claim_host(run_dir: Path, run_id: str, wait: float) -> HostRecord:
         raise RealNodeError("/usr/lib/cni/bridge is missing: run scripts/install-node-deps.sh")
     deadline = time.monotonic() + wait
     while True:
-        with _machine_lock(timeout=60):
+        with machine_lock():
             previous = HostRecord.load()
             if previous is not None and not previous.busy():
                 teardown(previous)
@@ -654,7 +657,8 @@ def _remove_log_links(run_dir: str, remove_dir: bool) -> None:
 
 def teardown(record: HostRecord) -> list[str]:
     """Undo everything `record` says was set up (best effort, every step attempted);
-    returns the problems met. The node's processes must be stopped already."""
+    returns the problems met, including anything still left on the host. The node's
+    processes must be stopped already; hold machine_lock()."""
     problems: list[str] = []
 
     def step(what: str, fn: Any) -> None:
@@ -694,6 +698,10 @@ def teardown(record: HostRecord) -> list[str]:
         if record.created_var_lib_kubelet:
             step("/var/lib/kubelet", lambda: shutil.rmtree("/var/lib/kubelet",
                                                             ignore_errors=True))
+    # Checked before the registry goes: until then no other session can set up a node
+    # whose netns, chains or cgroups would look like ours.
+    problems += [f"left on the host: {what}" for what in leftovers(record.run_dir or None)
+                 if not what.startswith("registry ")]
     with contextlib.suppress(FileNotFoundError):
         REGISTRY.unlink()
     return problems
@@ -726,7 +734,28 @@ def leftovers(run_dir: str | None = None) -> list[str]:
 def sweep_dead(run_dir: Path) -> list[str]:
     """Tear down a real node recorded for `run_dir` whose processes are all gone (a
     crashed `up` or pytest run); returns the problems met."""
-    record = HostRecord.load()
-    if record is None or record.run_dir != str(run_dir) or record.busy():
-        return []
-    return teardown(record)
+    with machine_lock():
+        record = HostRecord.load()
+        if record is None or record.run_dir != str(run_dir) or record.busy():
+            return []
+        return teardown(record)
+
+
+def hold_for_stop(run_id: str) -> None:
+    """Add this process to the owners of run `run_id`'s node, so no other session takes
+    the host over while this one stops the node's processes."""
+    with machine_lock():
+        record = HostRecord.load()
+        if record is not None and record.run_id == run_id and os.getpid() not in record.owner_pids:
+            record.owner_pids.append(os.getpid())
+            record.save()
+
+
+def release(run_id: str) -> list[str] | None:
+    """Tear down run `run_id`'s node (its processes stopped) and give the host back;
+    returns the problems met, or None when the host holds no node of that run."""
+    with machine_lock():
+        record = HostRecord.load()
+        if record is None or record.run_id != run_id:
+            return None
+        return teardown(record)

@@ -19,7 +19,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "invalid"
 #: rules need the grid's size, the placeholders inside a free-form Job template, or a
 #: Job template's container names; two Sweeps in one file are fine for kubectl.
 VALIDATE_ONLY = {
-    "constant-without-value", "grid-larger-than-budget-limit", "grid-over-continuous",
+    "grid-larger-than-budget-limit", "grid-over-continuous",
     "grid-too-large", "multi-document-two-sweeps", "parameter-empty-mapping",
     "primary-container-missing", "probabilities-without-values",
     "probabilities-wrong-length", "template-placeholder-unknown-param",

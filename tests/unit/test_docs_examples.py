@@ -75,6 +75,8 @@ def kubesweep_lines() -> list[tuple[str, str]]:
 def test_kubesweep_commands_parse(where: str, line: str):
     # `[--flag N]` in a synopsis is optional: drop the brackets, keep the flag
     words = [w.strip("[]") for w in shlex.split(line)[1:]]
+    # the shell's redirections and pipes are not the command's arguments
+    words = words[:next((i for i, w in enumerate(words) if w in (">", "|")), len(words))]
     words = ["3" if w == "N" else w for w in words]
     try:
         build_parser().parse_args(words)

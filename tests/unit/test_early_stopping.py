@@ -37,7 +37,7 @@ def test_hyperband_strict_uses_value_at_bracket():
     peers = [curve([1.0, 1.0, v]) for v in (1.0, 1.1, 1.2, 1.3, 1.4)]
     # was excellent at step 1 but worse at the bracket (step 3)
     regressed = curve([0.1, 2.0, 2.0])
-    lenient = HyperbandRule(EarlyTerminate(type="hyperband", minIter=3, eta=3))
+    lenient = HyperbandRule(EarlyTerminate(type="hyperband", minIter=3, eta=3, strict=False))
     strict = HyperbandRule(EarlyTerminate(type="hyperband", minIter=3, eta=3, strict=True))
     assert lenient.should_stop(regressed, peers) is None
     assert strict.should_stop(regressed, peers) is not None

@@ -33,8 +33,12 @@ def test_schema_is_structural():
     for path, node in _walk(schema):
         assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields") or \
             node.get("x-kubernetes-int-or-string"), f"{path} has no type"
-        for banned in ("anyOf", "oneOf", "$ref", "default", "nullable", "title"):
+        for banned in ("anyOf", "oneOf", "$ref", "default", "title"):
             assert banned not in node, f"{path} has {banned}"
+        # null is a valid parameter value (W&B allows any JSON value), nothing else is null
+        assert "nullable" not in node or (
+            path.endswith((".value", ".values[]")) and
+            node.get("x-kubernetes-preserve-unknown-fields")), f"{path} is nullable"
 
 
 def test_names_columns_and_subresources():

@@ -76,7 +76,7 @@ def _report(plan: Plan, api: Api) -> None:
                               gauges.metric or "", gauges.best)
     for ended in plan.ended:
         if ended.value is not None and gauges is not None and gauges.metric:
-            metrics.TRIAL_VALUE.labels(ns, name, gauges.metric).set(ended.value)
+            metrics.set_trial_value(ns, name, gauges.metric, ended.index, ended.value)
         if ended.duration is not None:
             metrics.TRIAL_DURATION.labels(ns, name, ended.state).observe(ended.duration)
     for event in plan.events:

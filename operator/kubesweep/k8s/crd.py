@@ -63,6 +63,12 @@ RULES: dict[str, list[dict[str, str]]] = {
               "probabilities must sum to 1", ".probabilities"),
         _rule("!has(self.probabilities) || self.probabilities.all(p, p >= 0.0)",
               "probabilities must be non-negative", ".probabilities"),
+        # (`values` and `value` are untyped, so CEL cannot see them: the operator checks)
+        _rule("!has(self.parameters) || (!has(self.distribution) && "
+              "!has(self.min) && !has(self.max) && !has(self.q) && !has(self.mu) && "
+              "!has(self.sigma) && !has(self.a) && !has(self.b) && !has(self.probabilities))",
+              "a parameter with nested `parameters` takes no other keys; put them on the "
+              "nested parameters"),
     ],
     "EarlyTerminate": [
         _rule("self.type != 'hyperband' || has(self.minIter) || has(self.maxIter)",
@@ -76,6 +82,16 @@ RULES: dict[str, list[dict[str, str]]] = {
         _rule("self.method == 'grid' || has(self.maxTrials)",
               "maxTrials is required for method random and bayes (the trial budget, e.g. "
               "maxTrials: 30)", ".maxTrials"),
+        _rule("self.method != 'bayes' || has(self.metric)",
+              "metric is required for method bayes (the metric it models); grid and random "
+              "may omit it", ".metric"),
+        _rule("!has(self.earlyTerminate) || has(self.metric)",
+              "metric is required by earlyTerminate (it compares trials by the metric)",
+              ".metric"),
+        _rule("self.method != 'grid' || self.parameters.all(k, "
+              "!has(self.parameters[k].probabilities))",
+              "probabilities have no meaning in a grid search (it visits every value once; "
+              "W&B refuses it too); remove them, or use method random/bayes", ".parameters"),
         _rule("self.parameters.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_.-]*$'))",
               "parameter names must start with a letter or _ and contain only letters, "
               "digits, _, . and -", ".parameters"),
@@ -136,10 +152,12 @@ TRIAL_TEMPLATE_SCHEMA: dict[str, Any] = {
     }},
 }
 
-#: A parameter value: string, number or boolean. OpenAPI has no such union, so the node
-#: is untyped (the apiserver then hides it from CEL too: rules cannot look at `values`
-#: or `value`; the operator's own validation reports those mistakes in the status).
+#: A parameter value: any JSON value. OpenAPI has no such union, so the node is untyped
+#: (the apiserver then hides it from CEL too: rules cannot look at `values` or `value`;
+#: the operator's own validation reports those mistakes in the status).
 SCALAR_SCHEMA: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+#: The same for the spec's values, where null is a valid choice (W&B allows any JSON value).
+ANY_SCHEMA: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True, "nullable": True}
 
 #: Size limits the apiserver needs to bound the cost of CEL rules (JSON schema paths
 #: below spec). Far above anything a sweep uses; the grid's own limit is stricter.
@@ -225,6 +243,10 @@ def _status_schema() -> dict[str, Any]:
                                "description": "Intermediate (step, value) reports by trial "
                                "index, for early termination (zlib-compressed, base64 "
                                "little-endian float64 (step, value) pairs)."},
+                    "metrics": {"type": "object", "additionalProperties": text,
+                                "description": "Last value of each trial's other metrics, "
+                                "by metric name (up to 8 names; base64 float32, NaN when "
+                                "a trial did not report it)."},
                 },
             },
             "specHashes": {"type": "object", "additionalProperties": text,
@@ -240,11 +262,22 @@ def _status_schema() -> dict[str, Any]:
     }
 
 
-def _convert(node: dict[str, Any], defs: dict[str, Any], name: str | None = None) -> dict:
-    """One pydantic JSON schema node as a structural OpenAPI v3 schema node."""
+def _convert(node: dict[str, Any], defs: dict[str, Any], name: str | None = None,
+             within: tuple[str, ...] = ()) -> dict:
+    """One pydantic JSON schema node as a structural OpenAPI v3 schema node.
+
+    `within` holds the models being converted: a structural schema cannot recurse, so a
+    model nested in itself (a Parameter's nested `parameters`) is typed one level deep and
+    open below; the operator's own validation checks the deeper levels.
+    """
     if "$ref" in node:
         ref = node["$ref"].rsplit("/", 1)[-1]
-        out = _convert(defs[ref], defs, ref)
+        if ref in within:
+            out = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            if node.get("description"):
+                out["description"] = node["description"]
+            return out
+        out = _convert(defs[ref], defs, ref, within + (ref,))
         if node.get("description"):
             out["description"] = node["description"]
         return out
@@ -252,7 +285,7 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], name: str | None = None
         branches = [b for b in node["anyOf"] if b.get("type") != "null"]
         types = {b.get("type") for b in branches}
         if len(branches) == 1:
-            out = _convert(branches[0], defs)
+            out = _convert(branches[0], defs, within=within)
         elif types <= {"integer", "number"}:
             out = {"type": "number"}
         else:
@@ -270,16 +303,20 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], name: str | None = None
         out["exclusiveMinimum"] = True
     if out.get("type") == "object":
         if "properties" in node:
-            out["properties"] = {k: _convert(v, defs) for k, v in node["properties"].items()}
+            out["properties"] = {k: _convert(v, defs, within=within)
+                                 for k, v in node["properties"].items()}
             if node.get("required"):
                 out["required"] = list(node["required"])
         extra = node.get("additionalProperties")
         if isinstance(extra, dict) and extra:
-            out["additionalProperties"] = _convert(extra, defs)
+            out["additionalProperties"] = _convert(extra, defs, within=within)
         elif "properties" not in node:
             out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("type") == "array" and "items" in node:
-        out["items"] = _convert(node["items"], defs)
+        out["items"] = _convert(node["items"], defs, within=within)
+    if not out.get("type") and not any(k in node for k in ("properties", "items")):
+        # `Any` (a constant or a categorical choice: any JSON value) has no OpenAPI type
+        out.update(copy.deepcopy(ANY_SCHEMA))
     if name in RULES:
         out["x-kubernetes-validations"] = copy.deepcopy(RULES[name])
     return out

@@ -76,6 +76,8 @@ class Ended:
     state: str
     value: float | None
     duration: float | None
+    #: the trial's index (its own kubesweep_trial_value series)
+    index: int
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def decide(snap: Snapshot, now: datetime.datetime, settings: Settings) -> Plan:
             readable_indices(status.get("history")) is not None:
         # finished and unchanged: only the gauges need refreshing (after a restart)
         plan.gauges = Gauges(phase, dict(status.get("trials") or {}), spec.budget,
-                             spec.metric.name, status.get("bestValue"))
+                             spec.objective, status.get("bestValue"))
         _clean_up_finished(plan, snap, status, settings)
         plan.phase = phase
         return plan
@@ -283,7 +285,7 @@ class _Pass:
         final = self._status(outcome)
         plan.status = status_patch(plan.recorded_status, final) or None
         plan.gauges = Gauges(final["phase"], final["trials"], tuner.budget,
-                             self.spec.metric.name, final.get("bestValue"))
+                             self.spec.objective, final.get("bestValue"))
         self._trial_events()
         if outcome is not None and self.status.get("phase") not in FINISHED_PHASES:
             plan.events.append(Event("Normal" if outcome.phase == "Succeeded" else "Warning",
@@ -297,11 +299,6 @@ class _Pass:
     def _rebuild(self) -> Tuner:
         records, self.corrupt = read_history(self.status.get("history"),
                                              lambda i: job_name(self.name, i))
-        # the compact history keeps no per-trial metrics; the listed trials do
-        listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
-                                              self.status.get("bestTrial") or {}]}
-        for record in records:
-            record["metrics"] = dict((listed.get(record["index"]) or {}).get("metrics") or {})
         return Tuner(self.spec, name=self.name, history=records)
 
     def _observe_jobs(self) -> None:
@@ -388,7 +385,7 @@ class _Pass:
         pod = objects.result_pod(pods, self.container)
         term = (objects.terminated(pod, self.container) if pod else None) or {}
         metric_log = objects.read_metrics(self._log(pod), term.get("message"),
-                                          self.spec.metric.name)
+                                          self.spec.objective)
         exit_code = term.get("exitCode")
         if finished == "Complete":
             verdict = rules.judge(metric_log, 0, self.spec)
@@ -413,7 +410,7 @@ class _Pass:
             if pod is None:
                 continue
             item.trial.history = list(objects.read_metrics(
-                self._log(pod), None, self.spec.metric.name).history)
+                self._log(pod), None, self.spec.objective).history)
         for item in running:
             reason = self.tuner.should_stop(item.trial)
             if reason:
@@ -461,13 +458,16 @@ class _Pass:
         return status
 
     def _trial_events(self) -> None:
-        metric = self.spec.metric.name
+        metric = self.spec.objective
         for trial, duration in self.ended:
-            self.plan.ended.append(Ended(trial.state, trial.value, duration))
+            self.plan.ended.append(Ended(trial.state, trial.value, duration, trial.index))
             if trial.state == "succeeded":
+                # a sweep without a metric has no value to show
+                result = f"{metric}={trial.value:g}" \
+                    if metric is not None and trial.value is not None else "done"
                 self.plan.events.append(Event("Normal", "TrialSucceeded",
                                               f"trial {trial.index} ({trial.name}): "
-                                              f"{metric}={trial.value:g}"))
+                                              f"{result}"))
             else:
                 kind = "Warning" if trial.state == "failed" else "Normal"
                 self.plan.events.append(Event(kind, f"Trial{trial.state.capitalize()}",

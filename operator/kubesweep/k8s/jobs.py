@@ -83,7 +83,8 @@ def render_job(spec: SweepSpec, *, sweep_name: str, namespace: str, sweep_uid: s
     at = next((i for i, c in enumerate(containers) if c.get("name") == primary), 0) \
         if primary else 0
     # escape=True: Kubernetes would expand `$(VAR)` in a parameter value
-    container = render_container(containers[at], params, name, index, sweep_name, escape=True)
+    container = render_container(containers[at], params, name, index, sweep_name,
+                                 spec.parameters, escape=True)
     merge_resources(container, spec, gpu_resource_name)
     # the log tail becomes the termination message of a crashed trial: the reason is kept
     # even after the pod and its logs are gone

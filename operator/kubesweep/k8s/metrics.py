@@ -20,8 +20,14 @@ TRIALS_CREATED = Counter("kubesweep_trials_created", "Trial Jobs created",
 BEST_VALUE = Gauge("kubesweep_sweep_best_value", "Best value of the objective metric so far",
                    ["namespace", "sweep", "metric"])
 TRIAL_VALUE = Gauge("kubesweep_trial_value",
-                    "Objective value of the sweep's most recently finished trial",
-                    ["namespace", "sweep", "metric"])
+                    "Objective value of each recently finished trial (one series per trial, "
+                    "the newest TRIAL_VALUE_SERIES of each sweep)",
+                    ["namespace", "sweep", "metric", "trial"])
+#: Finished trials per sweep whose kubesweep_trial_value series is kept. One series per
+#: trial means no trial is lost when several finish within one scrape interval; dropping
+#: the oldest keeps the series count bounded (Prometheus has every sample it scraped).
+TRIAL_VALUE_SERIES = 50
+_trial_series: dict[tuple[str, str], list[tuple[str, str]]] = {}
 MAX_TRIALS = Gauge("kubesweep_sweep_max_trials", "Trial budget of the sweep",
                    ["namespace", "sweep"])
 UNSCHEDULABLE = Gauge("kubesweep_trials_unschedulable",
@@ -70,7 +76,8 @@ def forget_sweep(namespace: str, sweep: str, metric: str | None) -> None:
         _remove(gauge, namespace, sweep)
     if metric:
         _remove(BEST_VALUE, namespace, sweep, metric)
-        _remove(TRIAL_VALUE, namespace, sweep, metric)
+    for metric_name, trial in _trial_series.pop((namespace, sweep), []):
+        _remove(TRIAL_VALUE, namespace, sweep, metric_name, trial)
 
 
 def _remove(metric: object, *labels: str) -> None:
@@ -97,3 +104,14 @@ def set_sweep(namespace: str, sweep: str, phase: str, counts: dict[str, int],
     UNSCHEDULABLE.labels(namespace, sweep).set(counts.get("unschedulable", 0))
     if best is not None:
         BEST_VALUE.labels(namespace, sweep, metric).set(best)
+
+
+def set_trial_value(namespace: str, sweep: str, metric: str, trial: int, value: float) -> None:
+    """A finished trial's objective value as its own series (bounded per sweep)."""
+    TRIAL_VALUE.labels(namespace, sweep, metric, str(trial)).set(value)
+    kept = _trial_series.setdefault((namespace, sweep), [])
+    if (metric, str(trial)) not in kept:
+        kept.append((metric, str(trial)))
+    while len(kept) > TRIAL_VALUE_SERIES:
+        old_metric, old_trial = kept.pop(0)
+        _remove(TRIAL_VALUE, namespace, sweep, old_metric, old_trial)

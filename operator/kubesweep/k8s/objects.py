@@ -194,7 +194,7 @@ def pending_state(job: dict[str, Any], pods: list[dict[str, Any]],
 
 
 def read_metrics(log_text: str | None, termination_message: str | None,
-                 objective: str) -> MetricLog:
+                 objective: str | None) -> MetricLog:
     """The trial's metrics: its log, else the termination message (JSON or log tail).
 
     The log is the full record (intermediate values); the termination message is the

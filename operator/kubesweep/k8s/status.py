@@ -125,7 +125,7 @@ def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
                           ("running" if t.index in running else "pending"))
             for t in sorted(trials, key=lambda t: t.index)[-RECENT_TRIALS:]
         ],
-        "history": history.encode(trials, spec.parameters,
+        "history": history.encode(trials, spec.leaf_parameters,
                                   keep_curves=spec.earlyTerminate is not None),
         "specHashes": hashes,
         "startTime": old.get("startTime") or now,

@@ -151,7 +151,8 @@ class LocalRunner:
 
     def _start(self, trial: Trial, writer: ResultsWriter) -> None:
         argv, extra_env = local_command(self.spec, trial.params, trial.name, trial.index,
-                                        self.name)
+                                        self.name,
+                                        params_file=self.log_dir / f"{trial.name}.params.json")
         env = dict(os.environ)
         env.update(extra_env)
         env["PYTHONUNBUFFERED"] = "1"
@@ -175,7 +176,7 @@ class LocalRunner:
             writer.end(trial, 0.0, log_path)
             self.view.finished(self, trial)
             return
-        running = Running(trial, process, MetricLog(self.spec.metric.name), log_file, log_path)
+        running = Running(trial, process, MetricLog(self.spec.objective), log_file, log_path)
         self.running[trial.index] = running
         threading.Thread(target=self._pump, args=(trial.index, process), daemon=True).start()
         self.view.started(self, trial)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from kubesweep.local.runner import LocalRunner
+    from kubesweep.spec import SweepSpec
     from kubesweep.tuner import Trial, Tuner
 
 #: Finished trials listed under the progress bar of the live view.
@@ -16,6 +17,8 @@ LIVE_FINISHED_ROWS = 6
 #: Rows of the final table before it shows only the best ones.
 MAX_TABLE_ROWS = 40
 _REDRAW_SECONDS = 0.25
+#: Metric columns of the table of a sweep without a `metric` (it records all of them).
+MAX_METRIC_COLUMNS = 6
 
 
 def short_value(value: Any) -> str:
@@ -33,17 +36,31 @@ def format_params(params: dict[str, Any]) -> str:
 
 def trial_table(tuner: Tuner, trials: list[Trial], best: Trial | None) -> list[str]:
     """Rows of an aligned table of `trials`; the best one is marked with *."""
-    metric = tuner.spec.metric.name
     names = tuner.space.names
-    header = ["", "trial", "state", metric, *names]
+    if tuner.spec.metric is not None:
+        metrics = [tuner.spec.metric.name]
+        header = ["", "trial", "state", *metrics, *names]
+    else:
+        # no objective: show what the trials reported (the first few metrics by name)
+        metrics = sorted({m for t in trials for m in t.metrics})[:MAX_METRIC_COLUMNS]
+        header = ["", "trial", "state", *metrics, *names]
     rows = [header]
     for t in trials:
-        value = "" if t.value is None else short_value(t.value)
-        rows.append(["*" if best is not None and t is best else "", t.name, t.state, value,
+        if tuner.spec.metric is not None:
+            values = ["" if t.value is None else short_value(t.value)]
+        else:
+            values = [short_value(t.metrics[m]) if m in t.metrics else "" for m in metrics]
+        rows.append(["*" if best is not None and t is best else "", t.name, t.state, *values,
                      *[short_value(t.params.get(n, "")) for n in names]])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]
+
+
+def _goal(spec: SweepSpec) -> str:
+    if spec.metric is None:
+        return "no metric (every reported metric is recorded)"
+    return f"{spec.metric.goal.value} {spec.metric.name}"
 
 
 class View:
@@ -68,9 +85,10 @@ class View:
         done = sum(1 for t in runner.tuner.trials if t.finished)
         resumed = f", resuming after {done} finished trials" if done else ""
         self._print(
-            f"sweep {runner.name}: {spec.method} search over {len(spec.parameters)} parameters, "
+            f"sweep {runner.name}: {spec.method} search over {len(spec.leaf_parameters)} "
+            "parameters, "
             f"{runner.tuner.budget} trials, {spec.parallelism} at a time, "
-            f"{spec.metric.goal.value} {spec.metric.name}{resumed}"
+            f"{_goal(spec)}{resumed}"
         )
         self._print(f"results: {runner.results_path}  logs: {runner.log_dir}/")
 
@@ -88,7 +106,11 @@ class View:
         if self.live or self.quiet:
             self.refresh(runner, force=True)
             return
-        value = "" if trial.value is None else f"{runner.spec.metric.name}={trial.value:.6g}"
+        if runner.spec.metric is None:
+            value = format_params(trial.metrics)
+        else:
+            value = "" if trial.value is None else \
+                f"{runner.spec.metric.name}={trial.value:.6g}"
         reason = f"  ({trial.reason})" if trial.reason else ""
         self._print(f"{trial.state:<10}{trial.name}  {value}{reason}")
 
@@ -119,7 +141,9 @@ class View:
         bar = "#" * filled + "-" * (width - filled)
         best = tuner.best
         best_text = (f"best {tuner.spec.metric.name}={best.value:.6g} ({best.name})"
-                     if best is not None and best.value is not None else "no result yet")
+                     if tuner.spec.metric is not None and best is not None and
+                     best.value is not None else
+                     "no metric to optimise" if tuner.spec.metric is None else "no result yet")
         elapsed = time.monotonic() - self._started_at
         lines = [f"[{bar}] {len(finished)}/{tuner.budget}  running {len(runner.running)}  "
                  f"{best_text}  {elapsed:,.0f}s"]
@@ -140,7 +164,10 @@ class View:
         tuner = runner.tuner
         best = tuner.best
         trials = list(tuner.trials)
-        if len(trials) > MAX_TABLE_ROWS:
+        if len(trials) > MAX_TABLE_ROWS and tuner.spec.metric is None:
+            trials = trials[-MAX_TABLE_ROWS:]
+            self.stream.write(f"\nlast {len(trials)} of {len(tuner.trials)} trials:\n")
+        elif len(trials) > MAX_TABLE_ROWS:
             ranked = sorted((t for t in trials if t.value is not None),
                             key=lambda t: t.value, reverse=tuner.maximize)
             trials = sorted(ranked[:MAX_TABLE_ROWS], key=lambda t: t.index)
@@ -157,10 +184,27 @@ class View:
         for t in tuner.trials:
             if t.state == "failed" and t.reason and not self.quiet:
                 self.stream.write(f"  {t.name} failed: {t.reason}\n")
-        if best is not None:
+        if best is not None and tuner.spec.metric is not None:
             self.stream.write(
                 f"best trial: {best.name}  {tuner.spec.metric.name}={best.value:.6g}  "
                 f"{format_params(best.params)}\n"
             )
+        line = importance_summary(tuner)
+        if line:
+            self.stream.write(line + "\n")
         self.stream.write(f"results: {runner.results_path}\n")
         self.stream.flush()
+
+
+def importance_summary(tuner: Tuner) -> str | None:
+    """`parameter importance (fANOVA): lr 0.71, ...` for a sweep of 2+ parameters with
+    enough succeeded trials, else None."""
+    from kubesweep.importance import importances
+    from kubesweep.views.table import importance_line
+
+    if sum(1 for d in tuner.space.dimensions if d.width) < 2:
+        return None
+    done = [t for t in tuner.trials if t.state == "succeeded" and t.value is not None]
+    scores = importances(tuner.space, [t.params for t in done],
+                         [t.value for t in done], seed=tuner.seed)  # type: ignore[misc]
+    return importance_line(scores) if scores else None
