@@ -87,18 +87,10 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt: True when this replica holds the Lease afterwards."""
-        try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace,
-                                                   _request_timeout=self.timing.retry_period * 2)
-        except ApiException as exc:
-            if exc.status != 404:
-                log.warning("reading Lease %s/%s failed: %s %s", self.namespace, self.name,
-                            exc.status, exc.reason)
-                return False
-            return self._create()
-        except Exception as exc:  # noqa: BLE001 - connection errors: try again later
-            log.warning("reading Lease %s/%s failed: %s", self.namespace, self.name, exc)
-            return False
+        lease, status = self._call("reading", lambda: self.api.read_namespaced_lease(
+            self.name, self.namespace, _request_timeout=self.timing.retry_period * 2))
+        if lease is None:
+            return self._create() if status == 404 else False
         spec = lease.spec or client.V1LeaseSpec()
         record = (spec.holder_identity, spec.renew_time, spec.lease_transitions)
         now = self._monotonic()
@@ -116,22 +108,29 @@ class LeaderElector:
         spec.renew_time = stamp
         spec.lease_duration_seconds = int(self.timing.lease_duration)
         lease.spec = spec
-        try:
-            # carries the resourceVersion read above: a concurrent writer makes this a 409
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease,
-                                              _request_timeout=self.timing.retry_period * 2)
-        except ApiException as exc:
-            if exc.status != 409:
-                log.warning("updating Lease %s/%s failed: %s %s", self.namespace, self.name,
-                            exc.status, exc.reason)
-            return False
-        except Exception as exc:  # noqa: BLE001
-            log.warning("updating Lease %s/%s failed: %s", self.namespace, self.name, exc)
+        # carries the resourceVersion read above: a concurrent writer makes this a 409
+        if self._call("updating", lambda: self.api.replace_namespaced_lease(
+                self.name, self.namespace, lease,
+                _request_timeout=self.timing.retry_period * 2))[0] is None:
             return False
         if holder != self.identity:
             log.info("became the leader (Lease %s/%s, previous holder %s)", self.namespace,
                      self.name, holder or "none")
         return True
+
+    def _call(self, doing: str, fn: Callable[[], Any]) -> tuple[Any, int]:
+        """(result, 200), or (None, HTTP status; 0 for connection errors) after logging
+        the failure. A 404 or 409 is part of the protocol and not logged."""
+        try:
+            return fn(), 200
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                log.warning("%s Lease %s/%s failed: %s %s", doing, self.namespace, self.name,
+                            exc.status, exc.reason)
+            return None, int(exc.status or 0)
+        except Exception as exc:  # noqa: BLE001 - connection errors: try again later
+            log.warning("%s Lease %s/%s failed: %s", doing, self.namespace, self.name, exc)
+            return None, 0
 
     def _create(self) -> bool:
         stamp = _now()
@@ -140,16 +139,8 @@ class LeaderElector:
             spec=client.V1LeaseSpec(holder_identity=self.identity, acquire_time=stamp,
                                     renew_time=stamp, lease_transitions=0,
                                     lease_duration_seconds=int(self.timing.lease_duration)))
-        try:
-            self.api.create_namespaced_lease(self.namespace, body,
-                                             _request_timeout=self.timing.retry_period * 2)
-        except ApiException as exc:
-            if exc.status != 409:
-                log.warning("creating Lease %s/%s failed: %s %s", self.namespace, self.name,
-                            exc.status, exc.reason)
-            return False
-        except Exception as exc:  # noqa: BLE001
-            log.warning("creating Lease %s/%s failed: %s", self.namespace, self.name, exc)
+        if self._call("creating", lambda: self.api.create_namespaced_lease(
+                self.namespace, body, _request_timeout=self.timing.retry_period * 2))[0] is None:
             return False
         log.info("became the leader (created Lease %s/%s)", self.namespace, self.name)
         return True
