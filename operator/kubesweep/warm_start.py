@@ -77,7 +77,7 @@ def local_sources(spec: SweepSpec, results_root: Path) -> list[Path]:
     for text in spec.warmStart.results or []:
         path = Path(text)
         paths.append(path / RESULTS_FILE if path.is_dir() else path)
-    return paths
+    return list(dict.fromkeys(paths))  # one source named twice is read once
 
 
 def read_local(spec: SweepSpec, results_root: Path) -> list[Trial]:

@@ -99,8 +99,9 @@ def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
 
 
 def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
-           keep_curves: bool = False) -> dict[str, Any]:
-    """The finished trials as a compact history (see the module docstring)."""
+           keep_curves: bool = False, metric_names: Iterable[str] = ()) -> dict[str, Any]:
+    """The finished trials as a compact history (see the module docstring); each metric
+    of `metric_names` gets a float64 column (NaN where a trial did not report it)."""
     done = sorted((t for t in trials if t.finished), key=lambda t: t.index)
     names = sorted({k for t in done for k in t.params} | set(spec_parameters))
     out: dict[str, Any] = {
@@ -120,11 +121,20 @@ def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
             continue
         out["params"][name] = _encode_column([t.params[name] for t in done],
                                              _choices(spec_parameters, name))
+    metric_names = list(metric_names)
+    if metric_names:
+        out["metrics"] = {m: _pack(np.asarray([_number(t.metrics.get(m)) for t in done],
+                                              dtype="<f8")) for m in metric_names}
     reasons = [(str(t.index), t.reason) for t in done if t.reason]
     out["reasons"] = dict(reasons[-MAX_REASONS:])
     if keep_curves:
         out["curves"] = _encode_curves(done)
     return out
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
 
 
 def _encode_curves(done: list[Trial]) -> dict[str, str]:
@@ -158,6 +168,8 @@ def decode(history: Mapping[str, Any] | None,
     states = history["states"]
     columns = {name: _decode_column(col, count) for name, col in history["params"].items()}
     curves = history.get("curves") or {}
+    metric_columns = {m: _unpack(text, "<f8").tolist()
+                      for m, text in (history.get("metrics") or {}).items()}
     reasons = history.get("reasons") or {}
     records = []
     for i in range(count):
@@ -173,5 +185,7 @@ def decode(history: Mapping[str, Any] | None,
             "history": _unpack(curve, "<f8").reshape(-1, 2).tolist() if curve else [],
             "name": name_of(index),
             "reason": reasons.get(str(index)),
+            "metrics": {m: col[i] for m, col in metric_columns.items()
+                        if not math.isnan(col[i])},
         })
     return records

@@ -72,6 +72,27 @@ class Result:
     phase: str | None = None
 
 
+def warm_trials(sweep: dict[str, Any]) -> list[Trial]:
+    """The finished trials recorded in another Sweep's status, each with its objective
+    value also under the objective's name in `metrics` (see warm_start.with_objective)."""
+    from kubesweep.warm_start import with_objective
+
+    status = sweep.get("status") or {}
+    try:
+        objective = parse_spec(sweep.get("spec") or {}).objective
+        records = history.decode(status.get("history"))
+    except (SpecError, ValueError, KeyError, TypeError):
+        return []  # an unreadable Sweep seeds nothing (status.warmStart shows the count)
+    listed = {t.get("index"): t for t in [*(status.get("recentTrials") or []),
+                                          status.get("bestTrial") or {}]}
+    out = []
+    for record in records:
+        record["metrics"] = {**record.get("metrics", {}),
+                             **((listed.get(record["index"]) or {}).get("metrics") or {})}
+        out.append(with_objective(Trial.from_dict(record), objective))
+    return out
+
+
 def selector(sweep_name: str) -> str:
     """Label selector of a sweep's Jobs and pods."""
     return f"{SWEEP_LABEL}={label_value(sweep_name)}"
@@ -123,6 +144,10 @@ class SweepReconciler:
         """Reconcile; returns when to come back."""
         try:
             spec = parse_spec(self.raw_spec)
+            if spec.warmStart is not None and spec.warmStart.results:
+                raise SpecError([("spec.warmStart.results", "names local files, which the "
+                                  "operator cannot read; name earlier Sweeps of this "
+                                  "namespace in warmStart.sweeps instead")])
         except SpecError as exc:
             return self._invalid(exc)
         phase = self.status.get("phase")
@@ -166,12 +191,14 @@ class SweepReconciler:
     def _rebuild(self, spec: SweepSpec) -> Tuner:
         records = history.decode(self.status.get("history"),
                                  lambda i: job_name(self.name, i))
-        # the compact history keeps no per-trial metrics; the listed trials do
+        # the compact history keeps only the metrics the search needs (objectives,
+        # constrained ones); the listed trials keep every metric they reported
         listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
                                               self.status.get("bestTrial") or {}]}
         for record in records:
-            record["metrics"] = dict((listed.get(record["index"]) or {}).get("metrics") or {})
-        tuner = Tuner(spec, name=self.name, history=records)
+            record["metrics"] = {**record.get("metrics", {}),
+                                 **((listed.get(record["index"]) or {}).get("metrics") or {})}
+        tuner = Tuner(spec, name=self.name, history=records, prior=self._warm_start(spec))
         recorded = {r["index"]: r for r in records}
         jobs = [j for j in self.api.list_jobs(self.namespace, selector(self.name))
                 if self._owned(j)]
@@ -193,6 +220,23 @@ class SweepReconciler:
             self._observe_job(tuner, index, job, pods.get(index, []))
         self._early_stop(tuner)
         return tuner
+
+    def _warm_start(self, spec: SweepSpec) -> list[Trial]:
+        """Finished trials of the Sweeps spec.warmStart.sweeps names (same namespace),
+        read from their status.history; what was read goes to status.warmStart."""
+        self.warm_status: dict[str, Any] | None = None
+        if spec.warmStart is None or not spec.warmStart.sweeps:
+            return []
+        trials: list[Trial] = []
+        missing = []
+        for name in spec.warmStart.sweeps:
+            other = self.api.get_sweep(self.namespace, name)
+            if other is None:
+                missing.append(name)
+                continue
+            trials += warm_trials(other)
+        self.warm_status = {"read": len(trials), "missing": missing}
+        return trials
 
     def _clean_up_finished(self) -> None:
         """A finished sweep runs no Jobs: delete any left running (a pass that stopped
@@ -356,9 +400,12 @@ class SweepReconciler:
                    and not o.trial.finished}
         unschedulable = sum(1 for o in getattr(self, "open", []) if o.state.unschedulable
                             and not o.trial.finished)
+        warm = getattr(self, "warm_status", None)
+        if warm is not None:
+            warm = {"trials": len(tuner.prior), **warm}
         new = build_status(self.status, tuner, self.spec, running=running,
                            unschedulable=unschedulable, generation=self.generation,
-                           outcome=outcome, hashes=spec_hashes(self.raw_spec))
+                           outcome=outcome, hashes=spec_hashes(self.raw_spec), warm=warm)
         patch = status_patch(self.status, new)
         if patch:
             self.api.patch_sweep_status(self.namespace, self.name, patch)
@@ -378,6 +425,9 @@ class SweepReconciler:
             if trial.state == "succeeded":
                 result = f"{self.spec.objective}={trial.value:g}" \
                     if self.spec.objective is not None and trial.value is not None else "done"
+                if self.spec.multi_objective:
+                    result = ", ".join(f"{m.name}={trial.metrics.get(m.name)}"
+                                       for m in self.spec.objectives)
                 self.api.event(self.sweep, "Normal", "TrialSucceeded",
                                f"trial {trial.index} ({trial.name}): {result}")
             else:
