@@ -73,9 +73,10 @@ def local_sources(spec: SweepSpec, results_root: Path) -> list[Path]:
     directory per sweep name, as kubesweep-results/)."""
     if spec.warmStart is None:
         return []
-    paths = [results_root / name / RESULTS_FILE for name in spec.warmStart.sweeps or []]
+    paths = [(results_root / name / RESULTS_FILE).resolve()
+             for name in spec.warmStart.sweeps or []]
     for text in spec.warmStart.results or []:
-        path = Path(text)
+        path = Path(text).resolve()
         paths.append(path / RESULTS_FILE if path.is_dir() else path)
     return list(dict.fromkeys(paths))  # one source named twice is read once
 
