@@ -389,7 +389,8 @@ class Space:
         """Unit-cube coordinates of a parameter set (shape `(width,)`)."""
         out: list[float] = []
         for d in self.dimensions:
-            out.extend(d.encode(params[d.name]))
+            # a null value may be missing: the status history and the API server drop nulls
+            out.extend(d.encode(params.get(d.name)))
         return np.asarray(out, dtype=float)
 
     def encode_many(self, params_list: list[Mapping[str, Any]]) -> np.ndarray:
@@ -430,5 +431,9 @@ class Space:
 
 
 def params_key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """A hashable identity of a parameter set (for de-duplication)."""
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+    """A hashable identity of a parameter set (for de-duplication).
+
+    A null value counts as absent: a trial read back from the status history has lost
+    its nulls, and must still match the grid point it ran.
+    """
+    return tuple(sorted((k, repr(v)) for k, v in params.items() if v is not None))

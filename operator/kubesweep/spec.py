@@ -196,8 +196,8 @@ class Parameter(_Model):
         if dist is Distribution.categorical:
             self._check_categorical()
         elif dist is Distribution.constant:
-            if "value" not in self.model_fields_set:
-                raise ValueError("distribution 'constant' needs `value`")
+            # no `value` means null: Kubernetes drops a null from a nested parameter, so
+            # `distribution: constant` alone is how a null constant survives the API server
             problem = _json_problem(self.value)
             if problem:
                 raise ValueError(f"value: {problem}")

@@ -99,7 +99,11 @@ def convert_parameter(path: str, param: Any) -> dict[str, Any]:
                              for k, v in out["parameters"].items()}
         return out
     dist = out.get("distribution")
-    if dist == "categorical_w_probabilities":
+    if dist is None and "value" in out and out["value"] is None:
+        # a null constant: Kubernetes drops `value: null` inside nested parameters, and
+        # `distribution: constant` without a value keeps meaning null
+        out["distribution"] = "constant"
+    elif dist == "categorical_w_probabilities":
         out["distribution"] = "categorical"
     elif dist in EXPONENT_FORMS:
         _from_exponents(path, out, dist)

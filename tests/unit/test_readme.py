@@ -31,3 +31,20 @@ def test_quick_start_commands_are_the_ci_commands():
     assert "bash scripts/test.sh" in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "exec bash scripts/test.sh" in ci
+
+
+def test_wandb_file_example_is_a_valid_wandb_config_that_runs(tmp_path):
+    import json
+
+    import jsonschema
+
+    block = next(b for b in yaml_blocks() if "as written for `wandb sweep`" in b)
+    schema = json.loads((README.parent / "tests" / "wandb_corpus" /
+                         "wandb-sweep-config-schema.json").read_text())
+    jsonschema.validate(yaml.safe_load(block), schema)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(block)
+    sweep = load_sweep(path)
+    assert sweep.metadata.name == "lr-search"
+    assert list(sweep.spec.leaf_parameters) == ["lr", "optimizer.name"]
+    assert sweep.spec.earlyTerminate.minIter == 3 and sweep.spec.maxTrials == 20

@@ -222,3 +222,24 @@ def test_failure_message_example_parses_back():
     reason = failure_reason(log, 0, "val loss")
     assert "\'{\"val loss\": 0.93}\'" in reason  # a name with a space: a JSON line
     assert parse_line('{"val loss": 0.93}') == {"val loss": 0.93}
+
+
+def test_constant_without_value_is_null_as_kubernetes_stores_it():
+    # the API server drops `value: null` inside nested parameters; the distribution stays
+    spec = parse_spec(make_spec({"g": {"parameters": {"c": {"distribution": "constant"}}}}))
+    assert Space(spec.parameters).sample(np.random.default_rng(0)) == {"g.c": None}
+
+
+def test_a_trial_read_back_without_its_nulls_is_the_same_point():
+    """The status history (and the API server) drop null values: a grid must not run the
+    point again, and bayes must still encode the trial."""
+    spec = parse_spec(make_spec({"s": {"values": [None, "cos"]}, "c": {"value": None},
+                                 "x": {"values": [1, 2]}}, method="grid"))
+    tuner = Tuner(spec, name="t")
+    first = tuner.ask()
+    assert first.params == {"s": None, "c": None, "x": 1}
+    rebuilt = Tuner(spec, name="t", history=[{"index": 0, "name": "t-0", "params": {"x": 1},
+                                              "state": "succeeded", "value": 1.0}])
+    assert rebuilt.ask().params == {"s": None, "c": None, "x": 2}
+    space = Space(spec.parameters)
+    assert list(space.encode({"x": 1})) == list(space.encode(first.params))

@@ -63,7 +63,8 @@ RULES: dict[str, list[dict[str, str]]] = {
               "probabilities must sum to 1", ".probabilities"),
         _rule("!has(self.probabilities) || self.probabilities.all(p, p >= 0.0)",
               "probabilities must be non-negative", ".probabilities"),
-        _rule("!has(self.parameters) || (!has(self.distribution) && !has(self.values) && "
+        # (`values` and `value` are untyped, so CEL cannot see them: the operator checks)
+        _rule("!has(self.parameters) || (!has(self.distribution) && "
               "!has(self.min) && !has(self.max) && !has(self.q) && !has(self.mu) && "
               "!has(self.sigma) && !has(self.a) && !has(self.b) && !has(self.probabilities))",
               "a parameter with nested `parameters` takes no other keys; put them on the "
