@@ -185,31 +185,12 @@ class Tuner:
         if self.done or len(self.trials) >= self.budget or self._exhausted:
             return None
         index = self._next_index()
-        replay = self._replayed_prior(index)
-        if replay is not None:
-            return self._insert(Trial(index, self.trial_name(index), replay))
         rng = np.random.default_rng([self.seed, index])
         params = self.strategy.suggest(self._observations(index), self._pending_params(), rng)
         if params is None:
             self._exhausted = True
             return None
         return self._insert(Trial(index, self.trial_name(index), params))
-
-    #: Warm start: the first this many trials re-run the best earlier trials (by the first
-    #: objective) before the model takes over.
-    replay_prior_best = 0
-
-    def _replayed_prior(self, index: int) -> Params | None:
-        if index >= self.replay_prior_best or not self.prior or len(self.objectives) != 1:
-            return None
-        sign = self.signs[0]
-        ranked = sorted(self.prior, key=lambda t: sign * self._prior_value(
-            t, self.objectives[0].name))
-        taken = [t.params for t in self.trials]
-        # only the parameters this space has (an earlier sweep may have had more)
-        fresh = [p for t in ranked if (p := {n: t.params[n] for n in self.space.names})
-                 not in taken]
-        return fresh[0] if fresh else None
 
     def _observations(self, index: int = 0) -> list[Observation]:
         """What the strategy learns from: warm-start trials first, then this sweep's."""
