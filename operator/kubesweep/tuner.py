@@ -224,11 +224,11 @@ class Tuner:
                 for t, s in zip(finished, scalar, strict=True)]
 
     def objective_losses(self, trial: Trial) -> list[float]:
-        """The trial's objectives as losses (lower is better), NaN where not reported."""
+        """The trial's objectives (from its metrics) as losses, lower is better; NaN where
+        not reported or the trial did not succeed."""
         out = []
         for metric, sign in zip(self.objectives, self.signs, strict=True):
-            value = trial.value if len(self.objectives) == 1 and trial in self.trials \
-                else self._prior_value(trial, metric.name)
+            value = self._prior_value(trial, metric.name)
             out.append(sign * value if value is not None and math.isfinite(value)
                        and trial.state == "succeeded" else math.nan)
         return out

@@ -28,22 +28,37 @@ from kubesweep.strategies.warping import transform_losses
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
-class ConstraintModel:
-    """GPs of the constraint violations; log P(feasible) at any point."""
+def _spread(rows: np.ndarray, cap: int) -> np.ndarray:
+    """At most `cap` of `rows`, evenly spaced (the newest always kept)."""
+    if len(rows) <= cap:
+        return rows
+    return rows[np.unique(np.linspace(0, len(rows) - 1, cap).round().astype(int))]
 
-    def __init__(self, xn: np.ndarray, xc: np.ndarray, violations: np.ndarray) -> None:
+
+class ConstraintModel:
+    """GPs of the constraint violations; log P(feasible) at any point.
+
+    Like the objective's GP, the hyperparameters are fit on at most `fit_points` trials
+    and the posterior conditions on at most `max_points` (an even spread), so a long
+    sweep's suggestion time stays bounded.
+    """
+
+    def __init__(self, xn: np.ndarray, xc: np.ndarray, violations: np.ndarray,
+                 fit_points: int = 64, max_points: int = 300) -> None:
         self.models: list[tuple[GP, float]] = []
         for j in range(violations.shape[1]):
             v = violations[:, j]
-            seen = np.isfinite(v)
-            if seen.sum() < 2:
+            seen = np.flatnonzero(np.isfinite(v))
+            if len(seen) < 2:
                 continue  # nothing to learn yet: this constraint does not steer
             mean = float(np.mean(v[seen]))
             std = float(np.std(v[seen])) or 1.0
-            y = (v[seen] - mean) / std
-            hyper = fit_hyper(xn[seen], xc[seen], y)
+            y = (v - mean) / std
+            fit = _spread(seen, fit_points)
+            hyper = fit_hyper(xn[fit], xc[fit], y[fit])
+            keep = _spread(seen, max_points)
             # feasible means violation <= 0, i.e. standardised y <= -mean/std
-            self.models.append((GP(xn[seen], xc[seen], y, hyper), -mean / std))
+            self.models.append((GP(xn[keep], xc[keep], y[keep], hyper), -mean / std))
 
     def with_fantasies(self, zn: np.ndarray, zc: np.ndarray) -> ConstraintModel:
         """Kriging believer for pending trials, as for the objective."""
@@ -116,7 +131,8 @@ class ConstrainedBayesStrategy(BayesStrategy):
         pn, pc = self._features(pending_enc)
         gp = observed.condition_on_fantasies(pn, pc)
         fn_all, fc_all = self._features(finished_enc)
-        constraints = ConstraintModel(fn_all, fc_all, violations).with_fantasies(pn, pc)
+        constraints = ConstraintModel(fn_all, fc_all, violations, self.fit_points,
+                                      self.max_points).with_fantasies(pn, pc)
         feasible = np.isfinite(losses) & np.all(violations <= 0, axis=1)
         # the same transform the GP's targets went through, so `best` is on their scale
         all_y = transform_losses(losses, self.prior_quantile)
