@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from kubesweep.manifest import ManifestError, load_sweep, load_sweep_document
+from kubesweep.settings import add_flags
 from kubesweep.spec import SpecError, Sweep
 
 EXIT_INVALID = 2
@@ -118,14 +119,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_operator(args: argparse.Namespace) -> int:
     """Run the Kubernetes operator (kopf) until stopped."""
     from kubesweep.k8s.main import run_operator
+    from kubesweep.settings import from_args
 
-    return run_operator(namespaces=args.namespace or (), all_namespaces=args.all_namespaces,
-                        metrics_port=args.metrics_port, liveness_port=args.liveness_port,
-                        trial_start_timeout=args.trial_start_timeout,
-                        gpu_resource_name=args.gpu_resource_name, workers=args.workers,
-                        poll_interval=args.poll_interval,
-                        early_stop_interval=args.early_stop_interval,
-                        keep_finished_jobs=args.keep_finished_jobs, verbose=args.verbose)
+    return run_operator(from_args(args), namespaces=args.namespace or (),
+                        all_namespaces=args.all_namespaces, verbose=args.verbose)
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
@@ -191,27 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="watch this namespace (repeatable; default: the operator's own)")
     scope.add_argument("--all-namespaces", "-A", action="store_true",
                        help="watch Sweeps in every namespace")
-    op.add_argument("--metrics-port", type=int, default=8080,
-                    help="port of the Prometheus /metrics endpoint (default 8080)")
-    op.add_argument("--liveness-port", type=int, default=8081,
-                    help="port of the /healthz liveness probe (default 8081)")
-    op.add_argument("--trial-start-timeout", type=float, default=600.0, metavar="SECONDS",
-                    help="fail a trial whose pod has not started after this long "
-                    "(unschedulable, image pull errors; default 600)")
-    op.add_argument("--gpu-resource-name", default="nvidia.com/gpu", metavar="NAME",
-                    help="resource name of spec.trialResources.gpu (default nvidia.com/gpu)")
-    op.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS",
-                    help="look at a running sweep at least this often, events or not "
-                    "(default 30)")
-    op.add_argument("--early-stop-interval", type=float, default=5.0, metavar="SECONDS",
-                    help="how often running trials' metrics are read for early termination "
-                    "(default 5)")
-    op.add_argument("--keep-finished-jobs", type=int, default=100, metavar="N",
-                    help="finished trial Jobs kept per sweep for `kubectl logs` once their "
-                    "results are in the status (the best trial's is always kept; -1 keeps "
-                    "all; default 100)")
-    op.add_argument("--workers", type=int, default=4,
-                    help="sweeps reconciled in parallel (default 4)")
+    add_flags(op)
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     op.set_defaults(func=cmd_operator)
 

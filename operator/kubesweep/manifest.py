@@ -35,14 +35,52 @@ class ManifestError(ValueError):
     """A manifest file that cannot be read or holds no usable Sweep."""
 
 
+#: Largest manifest read: a Sweep is a few kB; anything near this is not one.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+#: Most YAML nodes a manifest may hold once its aliases (`*name`) are expanded. Everything
+#: that walks the document expands them, so a few nested anchors (a "billion laughs"
+#: file) would otherwise take forever.
+MAX_EXPANDED_NODES = 200_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes under `node` with every alias expanded (each shared node counted once per use)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive anchor counts once instead of looping
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[key] = total
+    return total
+
+
 def load_documents(path: Path) -> list[Any]:
     """Every YAML document in `path`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes() if path.stat().st_size <= MAX_MANIFEST_BYTES else None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if data is None:
+        raise ManifestError(f"{path}: larger than {MAX_MANIFEST_BYTES // 2**20} MiB; "
+                            "a Sweep manifest is a small YAML file")
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                            f"{exc.start}); save the manifest as UTF-8") from None
+    try:
+        memo: dict[int, int] = {}
+        size = sum(_expanded_size(node, memo) for node in yaml.compose_all(text, Loader=_Loader))
+        if size > MAX_EXPANDED_NODES:
+            raise ManifestError(f"{path}: its YAML aliases (*name) expand to {size:,} values, "
+                                f"more than {MAX_EXPANDED_NODES:,}; write the values out instead")
         return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except RecursionError:
+        raise ManifestError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -69,7 +107,8 @@ def as_json_numbers(value: Any) -> Any:
 def whole_float_bounds(doc: dict[str, Any]) -> list[str]:
     """Warnings for parameters whose bounds are written as whole floats (`min: 0.0`) with no
     `distribution`: like kubectl, kubesweep reads them as integers and infers int_uniform."""
-    params = (doc.get("spec") or {}).get("parameters") or {}
+    spec = doc.get("spec")
+    params = spec.get("parameters") if isinstance(spec, dict) else None
     notes = []
     for name, param in params.items() if isinstance(params, dict) else ():
         if not isinstance(param, dict) or "distribution" in param:
@@ -143,9 +182,14 @@ def load_sweep(path: Path, name: str | None = None,
             return parse_sweep(doc)
         except SpecError as exc:
             raise SpecError([(_wandb_path(f), m) for f, m in exc.problems]) from None
+        except RecursionError:
+            raise ManifestError(f"{path}: the W&B config is nested too deeply") from None
     if warnings is not None:
         warnings.extend(whole_float_bounds(doc))
-    sweep = parse_sweep(as_json_numbers(doc))
+    try:
+        sweep = parse_sweep(as_json_numbers(doc))
+    except RecursionError:
+        raise ManifestError(f"{path}: the Sweep is nested too deeply to be a manifest") from None
     if not sweep.metadata.name:
         sweep.metadata.name = path.stem
     return sweep

@@ -28,12 +28,21 @@ from pydantic import (
     model_validator,
 )
 
+from kubesweep.settings import DEFAULT_GPU_RESOURCE
+
 API_GROUP = "kubesweep.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
 KIND = "Sweep"
 
 #: Largest grid a sweep may enumerate; beyond it use random or bayes.
 MAX_GRID_POINTS = 100_000
+#: Largest trial budget: the status keeps every trial and a Kubernetes object has to fit
+#: in etcd's 1.5 MiB; 10,000 trials is the size the tests store on a real API server.
+MAX_TRIALS = 10_000
+#: Most trials running at once (Jobs in flight per Sweep).
+MAX_PARALLELISM = 10_000
+#: Largest seed (numpy's seeds are 64-bit; so is the CRD's integer).
+MAX_SEED = 2**63 - 1
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6
 
@@ -177,6 +186,17 @@ class Parameter(_Model):
                         f"{', '.join(others)}); put them on the nested parameters"
                     )
         return data
+
+    @field_validator("values", "value")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        # a NUL byte cannot be in a command line or environment variable: the trial would
+        # never start (its pod stuck in ContainerCreating)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and "\x00" in item:
+                raise ValueError(f"{item!r} contains a NUL byte (\\x00), which a command "
+                                 "line or environment variable cannot carry; remove it")
+        return value
 
     @model_validator(mode="after")
     def _infer_and_check(self) -> Parameter:
@@ -457,7 +477,8 @@ class TrialResources(_Model):
     cpu: str | int | float | None = Field(None, description="CPU request, e.g. `2` or `500m`.")
     memory: str | None = Field(None, description="Memory request, e.g. `4Gi`.")
     gpuResourceName: str = Field(
-        "nvidia.com/gpu", description="Extended resource name for GPUs."
+        DEFAULT_GPU_RESOURCE, description="Extended resource name for GPUs (default: the "
+        "operator's --gpu-resource-name)."
     )
 
 
@@ -493,14 +514,16 @@ class SweepSpec(_Model):
         ..., min_length=1, description="Hyperparameters by name, each with its distribution."
     )
     maxTrials: int | None = Field(
-        None, ge=1, validation_alias=AliasChoices("maxTrials", "run_cap"),
+        None, ge=1, le=MAX_TRIALS, validation_alias=AliasChoices("maxTrials", "run_cap"),
         description="Trial budget. Required for random and bayes; grid defaults to its size.",
     )
-    parallelism: int = Field(1, ge=1, description="Trials running at the same time.")
+    parallelism: int = Field(1, ge=1, le=MAX_PARALLELISM,
+                             description="Trials running at the same time.")
     maxFailedTrials: int | None = Field(
-        None, ge=0, description="Fail the sweep once more trials than this have failed."
+        None, ge=0, le=MAX_TRIALS,
+        description="Fail the sweep once more trials than this have failed."
     )
-    seed: int = Field(0, ge=0, description="Seed of the strategy's random numbers.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the strategy's random numbers.")
     earlyTerminate: EarlyTerminate | None = Field(
         None, validation_alias=AliasChoices("earlyTerminate", "early_terminate")
     )
@@ -644,6 +667,11 @@ class SweepSpec(_Model):
                 f"parameters: the grid has {size:,} points, more than the limit of "
                 f"{MAX_GRID_POINTS:,}; use fewer values or method random/bayes"
             )
+        if self.maxTrials is None and size > MAX_TRIALS:
+            raise ValueError(
+                f"parameters: the grid has {size:,} points, more than the {MAX_TRIALS:,} trials "
+                "one sweep can hold; set maxTrials to run part of it, or use fewer values"
+            )
 
     def _check_template(self) -> None:
         container = self.primary_container()
@@ -724,12 +752,42 @@ def template_strings(container: dict[str, Any]) -> list[str]:
     return texts
 
 
+class SearchSpec(SweepSpec):
+    """A spec for the ask/tell `Tuner` alone: `trialTemplate` (how a trial runs) is a back
+    end's concern, so it may be left out here."""
+
+    trialTemplate: dict[str, Any] | None = Field(  # type: ignore[assignment]
+        None, description=SweepSpec.model_fields["trialTemplate"].description)
+
+    def _check_template(self) -> None:
+        if self.trialTemplate is not None:
+            super()._check_template()
+
+
+#: What Kubernetes accepts as the name of a custom resource (a DNS-1123 subdomain).
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+MAX_SUBDOMAIN = 253
+
+
 class ObjectMeta(BaseModel):
     """The parts of metadata kubesweep reads; the rest passes through."""
 
     model_config = ConfigDict(extra="allow")
     name: str | None = None
     namespace: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        # the API server refuses other names; refusing them locally too keeps one
+        # manifest valid (or not) in both places, and the name is a results directory
+        if name is not None and (len(name) > MAX_SUBDOMAIN or not DNS_SUBDOMAIN.fullmatch(name)):
+            shown = name if len(name) <= 80 else name[:77] + "..."
+            raise ValueError(
+                f"{shown!r} is not a valid Kubernetes name: use at most {MAX_SUBDOMAIN} "
+                "lowercase letters, digits, '-' and '.', starting and ending with a letter "
+                "or digit (e.g. digits-mlp)")
+        return name
 
 
 class Sweep(_Model):
@@ -751,8 +809,8 @@ class SpecError(ValueError):
 
 
 _FIELD_PREFIX = re.compile(
-    r"^((?:parameters|trialTemplate|maxTrials|primaryContainer|metrics|constraints|warmStart)"
-    r"[\w.\[\]-]*): (.*)$", re.S
+    r"^((?:parameters|trialTemplate|maxTrials|primaryContainer|metric|metrics|constraints|"
+    r"warmStart)[\w.\[\]-]*): (.*)$", re.S
 )
 
 
@@ -767,7 +825,7 @@ def _format_loc(loc: tuple[Any, ...], prefix: str) -> str:
     return ".".join(parts)
 
 
-def _errors(exc: ValidationError, prefix: str, data: Any) -> list[tuple[str, str]]:
+def _errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     for err in exc.errors():
@@ -780,7 +838,6 @@ def _errors(exc: ValidationError, prefix: str, data: Any) -> list[tuple[str, str
             path = ".".join(p for p in (path, field_in_msg.group(1)) if p)
             msg = field_in_msg.group(2)
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field {loc[-1]!r}; check the spelling against `kubesweep explain`"
             path = _format_loc(loc[:-1], prefix) or prefix
             msg = f"unknown field {loc[-1]!r}"
         elif err["type"] == "missing":
@@ -810,7 +867,21 @@ def parse_spec(data: Any) -> SweepSpec:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_errors(exc, "spec", data)) from None
+        raise SpecError(_errors(exc, "spec")) from None
+
+
+def parse_search_spec(data: Any) -> SweepSpec:
+    """Validate a spec for the `Tuner`: like `parse_spec`, but `trialTemplate` may be left
+    out (a SearchSpec is returned then)."""
+    if isinstance(data, SweepSpec):
+        return data
+    if isinstance(data, dict) and not ("spec" in data or "kind" in data or
+                                       "apiVersion" in data) and "trialTemplate" not in data:
+        try:
+            return SearchSpec.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(_errors(exc, "spec")) from None
+    return parse_spec(data)
 
 
 def parse_sweep(data: Any) -> Sweep:
@@ -826,4 +897,4 @@ def parse_sweep(data: Any) -> Sweep:
     try:
         return Sweep.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_errors(exc, "", data)) from None
+        raise SpecError(_errors(exc, "")) from None

@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from kubesweep.spec import ARGS_PLACEHOLDERS, ENVVAR, PLACEHOLDER, Parameter, SweepSpec, nest_params
+from kubesweep.spec import ARGS_PLACEHOLDERS, ENVVAR, Parameter, SweepSpec, nest_params
 
 PARAMS_ENV = "KUBESWEEP_PARAMS"
 TRIAL_ENV = "KUBESWEEP_TRIAL"
@@ -23,6 +24,8 @@ TRIAL_ENV = "KUBESWEEP_TRIAL"
 CLUSTER_PARAMS_FILE = "/tmp/kubesweep-params.json"
 #: The shell step that writes it: the parameters are already in $KUBESWEEP_PARAMS.
 _WRITE_PARAMS_FILE = f'printf "%s" "${PARAMS_ENV}" > {CLUSTER_PARAMS_FILE} && exec "$@"'
+#: `${REF}` to substitute, or `$${REF}`: a literal `${REF}` (kubesweep.spec.PLACEHOLDER).
+_TOKEN = re.compile(r"\$(\$?)\{([^}]*)\}")
 
 
 def format_value(value: Any) -> str:
@@ -31,6 +34,12 @@ def format_value(value: Any) -> str:
     if value is None or isinstance(value, (list, dict)):
         return json.dumps(value)
     return str(value)
+
+
+def escape_dollars(text: str) -> str:
+    """`text` as Kubernetes passes it on verbatim: it expands `$(VAR)` in a container's
+    command, args and env values, and `$$` stands for one `$`."""
+    return text.replace("$", "$$")
 
 
 def agent_args(config: dict[str, Any]) -> dict[str, list[str]]:
@@ -60,20 +69,22 @@ def agent_args(config: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def substitute(text: str, params: dict[str, Any], trial_name: str, trial_index: int,
-               sweep_name: str, nested: dict[str, Any] | None = None,
+               sweep_name: str, escape: bool = False, nested: dict[str, Any] | None = None,
                environ: dict[str, str] | None = None) -> str:
     """Replace `${params.NAME}`, `${trial.name}`, `${trial.index}`, `${sweep.name}` and
-    `${envvar:NAME}` in text.
+    `${envvar:NAME}` in text; `$${...}` becomes a literal `${...}`.
 
-    `nested` (the values as nested objects) lets `${params.GROUP}` name a whole nested
-    group; `environ` is where `${envvar:NAME}` looks (W&B's agent: its own environment,
-    the name itself when unset); without it the reference becomes Kubernetes' `$(NAME)`,
-    which the kubelet fills from the container's environment.
+    With `escape`, substituted values have `$` doubled (`escape_dollars`), so a value such
+    as `$(HOSTNAME)` reaches a Kubernetes container as written; the template's own text
+    is left alone (its `$(VAR)` references are the user's to make). `nested` (the values
+    as nested objects) lets `${params.GROUP}` name a whole nested group; `environ` is where
+    `${envvar:NAME}` looks (W&B's agent: its own environment, the name itself when unset);
+    without it the reference becomes Kubernetes' `$(NAME)`, which the kubelet fills from
+    the container's environment.
     """
     known = {"trial.name": trial_name, "trial.index": str(trial_index), "sweep.name": sweep_name}
 
-    def repl(match: Any) -> str:
-        ref = match.group(1).strip()
+    def value_of(ref: str) -> str:
         if ref.startswith("params."):
             name = ref[len("params."):]
             if name in params:
@@ -82,35 +93,45 @@ def substitute(text: str, params: dict[str, Any], trial_name: str, trial_index: 
             for part in name.split("."):
                 value = value[part]
             return format_value(value)
+        return known[ref]
+
+    def repl(match: Any) -> str:
+        ref = match.group(2).strip()
+        if match.group(1):
+            return f"${{{match.group(2)}}}"  # $${...}: literal
         envvar = ENVVAR.fullmatch(ref)
         if envvar:
             var = envvar.group(1)
             return environ.get(var, var) if environ is not None else f"$({var})"
-        return known[ref]
+        value = value_of(ref)
+        return escape_dollars(value) if escape else value
 
-    return PLACEHOLDER.sub(repl, text).replace("$${", "${")
+    return _TOKEN.sub(repl, text)
 
 
 def render_container(container: dict[str, Any], params: dict[str, Any], trial_name: str,
                      trial_index: int, sweep_name: str,
                      parameters: dict[str, Parameter] | None = None, *,
-                     environ: dict[str, str] | None = None,
+                     escape: bool = False, environ: dict[str, str] | None = None,
                      params_file: str | None = None) -> dict[str, Any]:
     """A copy of the primary container with parameters substituted and trial env added.
 
     `parameters` (the spec's) gives nested parameters their shape: the trial receives them
-    as nested objects in KUBESWEEP_PARAMS and the args macros. `environ` and `params_file`
-    are set for a local process; without them the container is for a cluster, where
-    `${args_json_file}` is written by a shell step before the command runs.
+    as nested objects in KUBESWEEP_PARAMS and the args macros. `escape` (for a Kubernetes
+    Job) keeps Kubernetes from expanding `$(VAR)` inside the values kubesweep puts in (see
+    `substitute`). `environ` and `params_file` are set for a local process; without them
+    the container is for a cluster, where `${args_json_file}` is written by a shell step
+    before the command runs.
     """
     out = copy.deepcopy(container)
+    quote = escape_dollars if escape else str
     nested = nest_params(params, parameters) if parameters is not None else dict(params)
-    macros = agent_args(nested)
+    macros = {k: [quote(x) for x in v] for k, v in agent_args(nested).items()}
     macros["args_json_file"] = [params_file or CLUSTER_PARAMS_FILE]
 
     def sub(text: Any) -> str:
-        return substitute(str(text), params, trial_name, trial_index, sweep_name, nested,
-                          environ)
+        return substitute(str(text), params, trial_name, trial_index, sweep_name, escape,
+                          nested, environ)
 
     def expand(items: list[Any]) -> list[str]:
         result: list[str] = []
@@ -136,8 +157,8 @@ def render_container(container: dict[str, Any], params: dict[str, Any], trial_na
     env = [dict(e, value=sub(e["value"])) if "value" in e else dict(e)
            for e in out.get("env") or []
            if e.get("name") not in (PARAMS_ENV, TRIAL_ENV)]
-    env.append({"name": PARAMS_ENV, "value": json.dumps(nested, sort_keys=True)})
-    env.append({"name": TRIAL_ENV, "value": trial_name})
+    env.append({"name": PARAMS_ENV, "value": quote(json.dumps(nested, sort_keys=True))})
+    env.append({"name": TRIAL_ENV, "value": quote(trial_name)})
     out["env"] = env
     return out
 

@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from kubesweep.rules import summarize
+
 #: Keys that mark a report as an intermediate value at that step.
 STEP_KEYS = ("step", "epoch")
 #: Characters of a crashed trial's last output line quoted in its failure reason.
@@ -53,20 +55,28 @@ class Report:
 
 @dataclass
 class MetricLog:
-    """Accumulates a trial's reports of all metrics as lines arrive."""
+    """Accumulates a trial's reports of all metrics as lines arrive.
+
+    Non-finite values (nan, inf, 1e309) are never kept in `latest` or `history`: they
+    cannot travel as JSON. A non-finite objective is remembered in `last_objective`,
+    which fails the trial (`rules.failure_reason`).
+    """
 
     #: the metric the sweep optimises; None for a sweep that only explores
     objective: str | None
     reports: list[Report] = field(default_factory=list)
-    #: latest value of every metric the trial reported (including the objective)
+    #: latest finite value of every metric the trial reported (including the objective)
     latest: dict[str, float] = field(default_factory=dict)
-    #: (step, value) of the objective at each report
+    #: (step, value) of each finite report of the objective
     history: list[tuple[int, float]] = field(default_factory=list)
+    #: the objective's most recent report, finite or not (None before the first)
+    last_objective: float | None = None
     #: the last non-empty line the trial printed (quoted when it crashes)
     last_line: str = ""
+    _step: int = 0
 
     def feed(self, line: str) -> Report | None:
-        """Parse one line; returns the report if it carried the objective metric."""
+        """Parse one line; returns the report if it carried a finite objective value."""
         if line.strip():
             self.last_line = line.strip()[:LAST_LINE_CHARS]
         metrics = parse_line(line)
@@ -76,12 +86,15 @@ class MetricLog:
         step = int(step_value) if step_value is not None and math.isfinite(step_value) else None
         report = Report(metrics, step)
         self.reports.append(report)
-        self.latest.update(metrics)
+        self.latest.update({k: v for k, v in metrics.items() if math.isfinite(v)})
         if self.objective is None or self.objective not in metrics:
             return None
         value = metrics[self.objective]
-        implicit_step = self.history[-1][0] + 1 if self.history else 1
-        self.history.append((step if step is not None else implicit_step, value))
+        self._step = step if step is not None else self._step + 1
+        self.last_objective = value
+        if not math.isfinite(value):
+            return None
+        self.history.append((self._step, value))
         return report
 
     def feed_text(self, text: str) -> None:
@@ -92,18 +105,15 @@ class MetricLog:
     @property
     def has_objective(self) -> bool:
         """True once the objective metric was reported at least once."""
-        return bool(self.history)
+        return self.last_objective is not None
 
     def final_value(self, summary: str = "last", maximize: bool = False) -> float | None:
         """The trial's value: its last report of the objective, or its best (NaN skipped)."""
-        if not self.history:
+        if self.last_objective is None:
             return None
-        if summary == "last":
-            return self.history[-1][1]
-        finite = [v for _, v in self.history if math.isfinite(v)]
-        if not finite:
-            return self.history[-1][1]
-        return max(finite) if maximize else min(finite)
+        if summary == "last" or not self.history:
+            return self.last_objective
+        return summarize([v for _, v in self.history], summary, maximize)
 
 
 def example_line(objective: str) -> str:
@@ -112,26 +122,3 @@ def example_line(objective: str) -> str:
     if parse_line(line) == {objective: 0.93}:
         return line
     return json.dumps({objective: 0.93})
-
-
-def failure_reason(log: MetricLog, exit_code: int | None, objective: str | None) -> str | None:
-    """Why a finished trial counts as failed, in words a user can act on; None if it succeeded."""
-    if exit_code not in (0, None):
-        why = f"killed by signal {-exit_code}" if exit_code < 0 else \
-            f"exited with code {exit_code}"
-        # the last line is usually the error ("No such file", a Python exception)
-        return f"{why}: {log.last_line}" if log.last_line else why
-    if objective is None:
-        return None
-    if not log.has_objective:
-        seen = ", ".join(sorted(log.latest)) or "nothing"
-        call = f"kubesweep.report({objective}=...)" if objective.isidentifier() else \
-            f"kubesweep.report(**{{{objective!r}: ...}})"
-        return (
-            f"printed no {objective!r} metric (saw: {seen}); print a line like "
-            f"'{example_line(objective)}' or call {call}"
-        )
-    value = log.history[-1][1]
-    if not math.isfinite(value):
-        return f"reported {objective}={value}"
-    return None

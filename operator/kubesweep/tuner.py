@@ -1,10 +1,12 @@
 """The ask/tell core both back ends drive.
 
-The tuner owns a spec, a strategy and the trial history. It keeps no state beyond the
-trials themselves, so `Tuner(spec, seed, history=trials)` rebuilt from recorded trials
-(the operator does this on every reconcile) asks exactly what the uninterrupted tuner
-would have: each trial's suggestion depends only on the seed, the trial's index and the
-trials before it.
+The tuner owns a spec, a strategy and the trial history. Besides the trials it keeps
+one flag, set when the strategy has no point left to propose (a finished grid), which
+its next `ask` sets again after a rebuild. So `Tuner(spec, seed, history=trials)` rebuilt
+from recorded trials (the operator does this on every pass) asks exactly what the
+uninterrupted tuner would have: each trial's suggestion depends only on the seed, the
+trial's index and the trials before it. When a sweep ends and how a trial's value is
+summarised are rules shared with the back ends (`kubesweep.rules`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from kubesweep import rules
 from kubesweep.early_stopping import make_rule
+from kubesweep.rules import Outcome
 from kubesweep.space import Params, Space
-from kubesweep.spec import Goal, SweepSpec, parse_spec
+from kubesweep.spec import Goal, SweepSpec, parse_search_spec
 from kubesweep.strategies import Observation, make_strategy
 from kubesweep.strategies.multi_objective import pareto_mask, random_weights, scalarise
 
@@ -70,21 +74,18 @@ class Trial:
         )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Why a sweep is over: `phase` is Succeeded or Failed, `reason` a CamelCase word."""
-
-    phase: Literal["Succeeded", "Failed"]
-    reason: str
-    message: str
-
-
 class Tuner:
     """Ask for trials, report their progress, tell their results.
 
-    >>> tuner = Tuner(spec, seed=0)
+    A spec without `trialTemplate` is fine: how trials run is the back end's concern.
+
+    >>> tuner = Tuner({"method": "random", "maxTrials": 2,
+    ...                "metric": {"name": "acc", "goal": "maximize"},
+    ...                "parameters": {"lr": {"min": 0.001, "max": 0.1}}}, seed=0)
     >>> trial = tuner.ask()
-    >>> tuner.tell(trial, 0.93)
+    >>> _ = tuner.tell(trial, 0.93)
+    >>> tuner.best is trial
+    True
     """
 
     def __init__(
@@ -98,7 +99,7 @@ class Tuner:
         """`prior`: finished trials of earlier sweeps (warm start). Those whose parameters
         fit this space and that report every objective seed the model; they are never
         this sweep's trials (no budget, no best, no index)."""
-        self.spec = parse_spec(dict(spec) if isinstance(spec, Mapping) else spec)
+        self.spec = parse_search_spec(dict(spec) if isinstance(spec, Mapping) else spec)
         self.seed = self.spec.seed if seed is None else int(seed)
         self.name = name
         self.space = Space(self.spec.parameters)
@@ -327,11 +328,12 @@ class Tuner:
         metrics: Mapping[str, float] | None = None,
         reason: str | None = None,
     ) -> Trial:
-        """Record a trial's result. A succeeded trial without a finite value becomes failed."""
+        """Record a trial's result. A succeeded trial without a finite value becomes failed;
+        non-finite values of other metrics are dropped (they cannot be stored as JSON)."""
         if state not in FINISHED_STATES:
             raise ValueError(f"state must be one of {FINISHED_STATES}, got {state!r}")
         if metrics:
-            trial.metrics.update(metrics)
+            trial.metrics.update(rules.finite_metrics(metrics))
         trial.value = self._summary(trial, value)
         trial.state = state
         trial.reason = reason
@@ -363,8 +365,8 @@ class Tuner:
             value = trial.history[-1][1]
         if self.spec.metric.summary == "last" or value is None or not math.isfinite(value):
             return value
-        finite = [v for _, v in trial.history if math.isfinite(v)] + [value]
-        return max(finite) if self.maximize else min(finite)
+        return rules.summarize([v for _, v in trial.history] + [value],
+                               self.spec.metric.summary, self.maximize)
 
     # -- where the sweep stands -----------------------------------------------------------
 
@@ -407,56 +409,28 @@ class Tuner:
         mask = pareto_mask(losses[np.all(np.isfinite(losses), axis=1)])
         return [t for t, keep in zip(done, mask, strict=True) if keep]
 
-    def _target_reached(self) -> Trial | None:
-        if self.spec.metric is None:
-            return None
-        target = self.spec.metric.target
-        best = self.best
-        if target is None or best is None or best.value is None:
-            return None
-        hit = best.value >= target if self.maximize else best.value <= target
-        return best if hit else None
-
     @property
     def outcome(self) -> Outcome | None:
-        """Why the sweep is over, or None while it is not."""
-        failed = self.count("failed")
-        limit = self.spec.maxFailedTrials
-        if limit is not None and failed > limit:
-            return Outcome("Failed", "TooManyFailedTrials",
-                           f"{failed} trials failed, more than maxFailedTrials={limit}")
-        hit = self._target_reached()
-        if hit is not None:
-            return Outcome("Succeeded", "TargetReached",
-                           f"trial {hit.name} reached {self.spec.metric.name}={hit.value:g} "
-                           f"(target {self.spec.metric.target:g})")
+        """Why the sweep is over, or None while it is not (`rules.outcome`, plus what
+        several objectives and constraints add: a sweep whose trials all missed the
+        constraints, or left the Pareto front empty, failed)."""
+        out = rules.outcome(self.trials, self.spec, self.best, self._exhausted)
+        if out is None:
+            return None
         finished = sum(1 for t in self.trials if t.finished)
-        budget_used = finished >= self.budget
-        if (budget_used or self._exhausted) and not self.pending:
-            if len(self.objectives) > 1 or (self.constraints and self.spec.metric is None):
-                if not self.pareto_front and not (self.spec.metric is None
-                                                  and len(self.objectives) < 2
-                                                  and self._any_feasible()):
-                    return Outcome("Failed", "NoFeasibleTrial" if self.constraints
-                                   else "NoSuccessfulTrial",
-                                   f"none of {finished} trials succeeded"
-                                   + (" within the constraints" if self.constraints else ""))
-            elif self.spec.metric is None:
-                if not self.count("succeeded"):
-                    return Outcome("Failed", "NoSuccessfulTrial",
-                                   f"none of {finished} trials succeeded")
-            elif self.best is None:
-                if self.constraints and self.count("succeeded"):
-                    return Outcome("Failed", "NoFeasibleTrial",
-                                   f"none of {finished} trials met the constraints")
-                return Outcome("Failed", "NoSuccessfulTrial",
-                               f"none of {finished} trials reported a usable "
-                               f"{self.spec.metric.name!r} value")
-            if budget_used:
-                return Outcome("Succeeded", "BudgetReached", f"{finished} trials finished")
-            return Outcome("Succeeded", "GridExhausted",
-                           f"all {finished} grid points were tried")
-        return None
+        if out.phase == "Succeeded" and out.reason in ("BudgetReached", "GridExhausted"):
+            empty = not self.pareto_front if len(self.objectives) > 1 else \
+                bool(self.constraints) and not self.objectives and not self._any_feasible()
+            if empty:
+                return Outcome("Failed", "NoFeasibleTrial" if self.constraints
+                               else "NoSuccessfulTrial",
+                               f"none of {finished} trials succeeded"
+                               + (" within the constraints" if self.constraints else ""))
+        if out.reason == "NoSuccessfulTrial" and self.constraints and \
+                self.count("succeeded"):
+            return Outcome("Failed", "NoFeasibleTrial",
+                           f"none of {finished} trials met the constraints")
+        return out
 
     def _any_feasible(self) -> bool:
         return any(t.state == "succeeded" and self.feasible(t) for t in self.trials)

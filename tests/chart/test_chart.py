@@ -140,10 +140,17 @@ def test_rbac_md_grants_every_api_call_in_the_operators_code():
     assert not missing, f"the operator calls {sorted(missing)}, not granted in docs/rbac.md"
 
 
+def _operator_cluster_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ClusterRoles for the operator: not the user roles aggregated into view/edit."""
+    return [d for d in by_kind(docs, "ClusterRole")
+            if not any(k.startswith("rbac.authorization.k8s.io/aggregate-to-")
+                       for k in d["metadata"]["labels"])]
+
+
 def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_rbac_md_rules():
     docs = render(crds=False)
     assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
-    [role] = by_kind(docs, "ClusterRole")
+    [role] = _operator_cluster_roles(docs)
     assert _rules(role) == GRANTS
     [binding] = by_kind(docs, "ClusterRoleBinding")
     [sa] = by_kind(docs, "ServiceAccount")
@@ -156,7 +163,7 @@ def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_rbac_md_rules():
 
 def test_watch_namespaces_gets_a_role_per_namespace_with_the_rbac_md_rules():
     docs = render(NAMESPACED, crds=False)
-    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    assert not _operator_cluster_roles(docs) and not by_kind(docs, "ClusterRoleBinding")
     roles = by_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
@@ -172,13 +179,52 @@ def test_watch_namespaces_gets_a_role_per_namespace_with_the_rbac_md_rules():
 
 
 def test_rbac_and_service_account_can_be_left_to_the_user():
-    docs = render({"rbac": {"create": False},
+    docs = render({"rbac": {"create": False}, "userRoles": {"create": False},
                    "serviceAccount": {"create": False, "name": "mine"}}, crds=False)
     kinds = {d["kind"] for d in docs}
     assert not kinds & {"ServiceAccount", "Role", "RoleBinding", "ClusterRole",
                         "ClusterRoleBinding"}
     [deploy] = by_kind(docs, "Deployment")
     assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+
+
+def test_user_roles_aggregate_sweep_rights_into_view_and_edit():
+    docs = render(release="kubesweep", crds=False)
+    roles = {r["metadata"]["name"]: r for r in by_kind(docs, "ClusterRole")}
+    view, edit = roles["kubesweep-view"], roles["kubesweep-edit"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k for k, v in view["metadata"]["labels"].items()
+            if k.startswith(aggregate) and v == "true"} == {
+        aggregate + "view", aggregate + "edit", aggregate + "admin"}
+    assert {k for k, v in edit["metadata"]["labels"].items()
+            if k.startswith(aggregate) and v == "true"} == {aggregate + "edit", aggregate + "admin"}
+    assert not {v for _, _, v in _rules(view)} - {"get", "list", "watch"}
+    assert ("kubesweep.io", "sweeps", "create") in _rules(edit)
+    # people never write the status: it is the operator's
+    assert not {v for _, r, v in _rules(edit) if r == "sweeps/status"} - {"get", "list", "watch"}
+    assert not by_kind(render({"userRoles": {"create": False}}, crds=False), "ClusterRole")[1:]
+
+
+def test_admission_policy_checks_job_rights_on_sweep_create_and_spec_change():
+    docs = render(crds=False)
+    [policy] = by_kind(docs, "ValidatingAdmissionPolicy")
+    [binding] = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert "matchResources" not in binding["spec"]  # every namespace
+    [rule] = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["sweeps"]  # not sweeps/status: the operator writes that
+    assert set(rule["operations"]) == {"CREATE", "UPDATE"}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    [check] = policy["spec"]["validations"]
+    assert "resource('jobs')" in check["expression"] and "check('create')" in check["expression"]
+    # namespaced install: the binding covers the watched namespaces only
+    [binding] = by_kind(render(NAMESPACED, crds=False), "ValidatingAdmissionPolicyBinding")
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector == [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                         "values": ["team-a", "team-b"]}]
+    assert not by_kind(render({"admissionPolicy": {"enabled": False}}, crds=False),
+                       "ValidatingAdmissionPolicy")
 
 
 def test_deployment_is_one_hardened_replica_with_the_kopf_liveness_probe():
@@ -383,12 +429,14 @@ def _promtool() -> str:
     return tool("promtool", "run scripts/install-prometheus.sh")
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_promtool_checks_the_alert_rules():
     proc = run([_promtool(), "check", "rules", str(RULES)], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(alert_rules())} rules found" in proc.stdout
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_promtool_unit_tests_of_the_alerts():
     proc = run([_promtool(), "test", "rules", "tests/chart/alerts_test.yaml"], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -397,6 +445,7 @@ def test_promtool_unit_tests_of_the_alerts():
     assert names == {r["alert"] for r in alert_rules()}, "every alert needs a unit test"
 
 
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
 def test_every_dashboard_query_parses(tmp_path: Path):
     """promtool parses each query (variables substituted) as a recording rule."""
     from tests.chart.chart import substitute

@@ -267,7 +267,7 @@ def test_invalid_sweeps_are_refused_by_kubectl_apply(cluster: ClusterHandle, nam
     cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
                     input=yaml.safe_dump(mixed))
 
-    # a valid Sweep: only parallelism and maxTrials may change afterwards
+    # a valid Sweep: only the fields in rules.MUTABLE_FIELDS may change afterwards
     apply(cluster, namespace, base)
     changed = copy.deepcopy(base)
     changed["spec"]["parallelism"] = 3

@@ -103,3 +103,26 @@ def test_long_sweep_names_give_valid_labels():
                      index=1, params={"lr": 0.01})
     assert len(job["metadata"]["name"]) <= 63
     assert len(job["metadata"]["labels"][SWEEP_LABEL]) <= 63
+
+
+def test_dollar_in_values_is_escaped_so_kubernetes_passes_them_verbatim():
+    """Kubernetes expands `$(VAR)` in command, args and env values; a parameter value
+    such as `$(HOSTNAME)` must arrive as written (the expansion below is the one the
+    test node implements, Kubernetes' rules: `$$` is `$`)."""
+    from tests.cluster.container_env import expand
+
+    template = job_template(["python", "train.py", "--act=${params.act}"])
+    template["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "ACT", "value": "${params.act}"},
+        {"name": "MINE", "value": "$(HOSTNAME)"},  # the user's own reference: expanded
+    ]
+    value = "$(HOSTNAME) $$ $(SECRET)"
+    job = _render(template=template, params={"lr": 0.01, "act": value})
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    pod_env = {"HOSTNAME": "pod-1", "SECRET": "hunter2"}
+    assert [expand(a, pod_env) for a in container["command"]][-1] == f"--act={value}"
+    env = {e["name"]: expand(e["value"], pod_env) for e in container["env"]}
+    assert env["ACT"] == value and env["MINE"] == "pod-1"
+    assert json.loads(env["KUBESWEEP_PARAMS"])["act"] == value
+    # the annotation is not expanded by Kubernetes: it holds the value itself
+    assert json.loads(job["metadata"]["annotations"][PARAMS_ANNOTATION])["act"] == value

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from kubesweep.k8s import history
-from kubesweep.k8s.reconcile import warm_trials
 from kubesweep.k8s.status import build_status
+from kubesweep.k8s.warm import warm_trials
 from kubesweep.spec import SpecError, parse_spec
 from kubesweep.strategies.multi_objective import pareto_mask, scalarise
 from kubesweep.tuner import Trial, Tuner

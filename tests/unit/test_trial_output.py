@@ -8,7 +8,8 @@ import math
 import pytest
 
 import kubesweep
-from kubesweep.trial_output import MetricLog, failure_reason, parse_line
+from kubesweep.rules import failure_reason
+from kubesweep.trial_output import MetricLog, parse_line
 
 
 def test_key_value_pairs_several_per_line():
@@ -71,7 +72,9 @@ def test_report_helper_prints_parseable_lines(capsys, tmp_path, monkeypatch):
     log = MetricLog("val_acc")
     for line in lines:
         log.feed(line)
-    assert log.history[0] == (2, 0.875) and math.isnan(log.history[1][1])
+    # NaN is remembered (it fails the trial) but never kept among the values
+    assert log.history == [(2, 0.875)] and math.isnan(log.last_objective)
+    assert log.latest == {"step": 2, "val_acc": 0.875, "loss": 0.25}
     assert json.loads(target.read_text())["loss"] == 0.25
 
 

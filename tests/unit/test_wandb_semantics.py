@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from kubesweep.early_stopping import HyperbandRule
+from kubesweep.rules import failure_reason
 from kubesweep.space import Space
 from kubesweep.spec import EarlyTerminate, SpecError, parse_spec
-from kubesweep.trial_output import MetricLog, failure_reason, parse_line
+from kubesweep.trial_output import MetricLog, parse_line
 from kubesweep.tuner import Tuner
 from tests.helpers import make_spec
 

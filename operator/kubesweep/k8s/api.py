@@ -7,6 +7,7 @@ benchmark reads).
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import logging
@@ -19,6 +20,7 @@ from kubernetes.client.rest import ApiException
 
 from kubesweep.k8s import metrics
 from kubesweep.k8s.crd import PLURAL, VERSION
+from kubesweep.k8s.logs import metric_text
 from kubesweep.spec import API_GROUP, API_VERSION, KIND
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,11 @@ T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
 #: Seconds any single API call may take before it is abandoned (and retried later).
 REQUEST_TIMEOUT = 30
+#: (connect, read) seconds for reading a log: a long log streams for longer, but each
+#: read must make progress
+LOG_TIMEOUT = (10, 30)
+#: Bytes read from a log stream at a time.
+LOG_CHUNK = 256 * 1024
 
 
 class ApiError(Exception):
@@ -68,6 +75,9 @@ class Api:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.client = api_client
+        #: resourceVersions of the operator's own recent status writes, by sweep: the watch
+        #: event of such a write needs no pass, anyone else's status edit does
+        self.own_writes: dict[tuple[str, str], collections.deque[str]] = {}
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -98,10 +108,22 @@ class Api:
 
     def patch_sweep_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """Merge-patch the Sweep's status subresource."""
-        self._call("patch", "sweeps/status",
-                   lambda: self.custom.patch_namespaced_custom_object_status(
-                       API_GROUP, VERSION, namespace, PLURAL, name, {"status": patch},
-                       _content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT))
+        body = {"status": patch}
+        # a NaN would be sent as bare `NaN`, which the API server refuses: fail here, naming
+        # it (decide keeps every float finite, so this is a bug guard)
+        json.dumps(body, allow_nan=False)
+        result = self._call("patch", "sweeps/status",
+                            lambda: self.custom.patch_namespaced_custom_object_status(
+                                API_GROUP, VERSION, namespace, PLURAL, name, body,
+                                _content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT))
+        version = ((result or {}).get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.own_writes.setdefault((namespace, name), collections.deque(maxlen=8)) \
+                .append(version)
+
+    def wrote(self, namespace: str, name: str, resource_version: str | None) -> bool:
+        """True when `resource_version` of the Sweep is one of the operator's own writes."""
+        return resource_version in self.own_writes.get((namespace, name), ())
 
     # -- jobs and pods --------------------------------------------------------------------
 
@@ -140,15 +162,26 @@ class Api:
             _request_timeout=REQUEST_TIMEOUT), ok=(404,))
 
     def read_log(self, namespace: str, pod: str, container: str | None) -> str | None:
-        """A container's log, or None when it cannot be read (pod gone, node down)."""
+        """What a container's log says about metrics (`logs.metric_text`: the metric lines
+        and the last line, read as a stream in bounded memory), or None when it cannot be
+        read (pod gone, node down)."""
         try:
             resp = self._call("get", "pods/log", lambda: self.core.read_namespaced_pod_log(
                 pod, namespace, container=container, _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT), ok=(400, 404))
+                _request_timeout=LOG_TIMEOUT), ok=(400, 404))
         except ApiError as err:
             log.info("cannot read the log of pod %s/%s: %s", namespace, pod, err)
             return None
-        return None if resp is None else resp.data.decode("utf-8", errors="replace")
+        if resp is None:
+            return None
+        try:
+            return metric_text(resp.stream(LOG_CHUNK))
+        except Exception as exc:  # noqa: BLE001 - cut off midway: judge it on the next pass
+            metrics.API_ERRORS.labels("get", "pods/log", "stream").inc()
+            raise ApiError(0, type(exc).__name__,
+                           f"reading the log of pod {namespace}/{pod}: {exc}") from None
+        finally:
+            resp.release_conn()
 
     # -- events ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from kubesweep.k8s.status import PARETO_LISTED
+from kubesweep.rules import MUTABLE_FIELDS
 from kubesweep.spec import API_GROUP, KIND, LOG_BOUNDED, Distribution, SweepSpec
 
 PLURAL = "sweeps"
@@ -129,23 +130,35 @@ RULES: dict[str, list[dict[str, str]]] = {
         _rule("self.parameters.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_.-]*$'))",
               "parameter names must start with a letter or _ and contain only letters, "
               "digits, _, . and -", ".parameters"),
-        # Only parallelism and maxTrials may change once a sweep runs: the recorded
-        # trials were suggested for the old spec and would no longer mean anything.
-        _rule("self.method == oldSelf.method && has(self.metric) == has(oldSelf.metric) && "
-              "(!has(self.metric) || self.metric == oldSelf.metric) && "
-              "self.parameters == oldSelf.parameters && "
-              "self.trialTemplate == oldSelf.trialTemplate && "
-              "(has(self.seed) ? self.seed : 0) == (has(oldSelf.seed) ? oldSelf.seed : 0) && "
-              "has(self.earlyTerminate) == has(oldSelf.earlyTerminate) && "
-              "(!has(self.earlyTerminate) || self.earlyTerminate == oldSelf.earlyTerminate) && "
-              "has(self.trialResources) == has(oldSelf.trialResources) && "
-              "(!has(self.trialResources) || self.trialResources == oldSelf.trialResources) && "
-              "(has(self.primaryContainer) ? self.primaryContainer : '') == "
-              "(has(oldSelf.primaryContainer) ? oldSelf.primaryContainer : '')",
-              "only parallelism and maxTrials (and maxFailedTrials, trialRetries) may change "
-              "once a Sweep is created; to change the search, create a new Sweep"),
+        # generated from rules.MUTABLE_FIELDS (see immutability_rule)
     ],
 }
+
+def immutability_rule() -> dict[str, str]:
+    """The CEL rule refusing a change to any spec field but `rules.MUTABLE_FIELDS`.
+
+    The recorded trials were suggested for the old spec and would no longer mean
+    anything. A field with a default compares equal whether it is written or not.
+    """
+    parts = []
+    for name, info in SweepSpec.model_fields.items():
+        if name in MUTABLE_FIELDS:
+            continue
+        if info.is_required():
+            parts.append(f"self.{name} == oldSelf.{name}")
+        elif isinstance(info.default, (int, str)) and not isinstance(info.default, bool):
+            default = repr(info.default) if isinstance(info.default, str) else info.default
+            parts.append(f"(has(self.{name}) ? self.{name} : {default}) == "
+                         f"(has(oldSelf.{name}) ? oldSelf.{name} : {default})")
+        else:
+            parts.append(f"has(self.{name}) == has(oldSelf.{name}) && "
+                         f"(!has(self.{name}) || self.{name} == oldSelf.{name})")
+    return _rule(" && ".join(parts),
+                 f"only {', '.join(MUTABLE_FIELDS)} may change once a Sweep is created; "
+                 "to change the search, create a new Sweep")
+
+
+RULES["SweepSpec"].append(immutability_rule())
 
 #: trialTemplate is a whole batch/v1 Job template: keep it free-form (the Job API
 #: validates it when the Job is created) but require the containers a trial needs.
@@ -247,29 +260,33 @@ def _status_schema() -> dict[str, Any]:
                 "properties": {
                     "format": {**text, "description": "Encoding version."},
                     "count": {**integer, "description": "Trials recorded."},
-                    "indices": {**text, "description": "Trial numbers (base64 uint32)."},
+                    "indices": {**text, "description": "Trial numbers (zlib-compressed, base64 "
+                                "uint32)."},
                     "states": {**text, "description": "One letter per trial: s(ucceeded), "
                                "f(ailed), x (stopped)."},
-                    "values": {**text, "description": "Objective values (base64 float64, "
+                    "values": {**text, "description": "Objective values (zlib-compressed, "
+                               "base64 float64, "
                                "NaN when none)."},
                     "params": {"type": "object", "additionalProperties": {
                         "type": "object", "properties": {
-                            "type": {**text, "description": "f4, f8, i8 or c (index into "
-                                     "choices)."},
+                            "type": {**text, "description": "f4, f8, i4, i8, json, or "
+                                     "c1/c2/c4 (index into choices)."},
                             "choices": {"type": "array", "items": SCALAR_SCHEMA},
-                            "data": {**text, "description": "base64 little-endian array."},
+                            "data": {**text, "description": "zlib-compressed, base64 "
+                                     "little-endian array (JSON text for type json)."},
                         }}},
                     "reasons": {"type": "object", "additionalProperties": text,
                                 "description": "Why each failed or stopped trial ended, by "
                                 "trial index (the most recent ones)."},
                     "metrics": {"type": "object", "additionalProperties": text,
                                 "description": "Each objective's and constrained metric's "
-                                "value by name (base64 float64 per trial, NaN when not "
-                                "reported): what several objectives, constraints and warm "
-                                "starts need."},
+                                "value by name (zlib-compressed, base64 float64 per trial, "
+                                "NaN when not reported): what several objectives, "
+                                "constraints and warm starts need."},
                     "curves": {"type": "object", "additionalProperties": text,
                                "description": "Intermediate (step, value) reports by trial "
-                               "index, for early termination (base64 float32 pairs)."},
+                               "index, for early termination (zlib-compressed, base64 "
+                               "little-endian float64 (step, value) pairs)."},
                 },
             },
             "paretoFront": {
@@ -304,7 +321,7 @@ def _status_schema() -> dict[str, Any]:
             "conditions": {
                 "type": "array", "items": condition,
                 "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
-                "description": "Running, Succeeded, Failed, SpecValid: standard conditions.",
+                "description": "Running, Succeeded, Failed, SpecAccepted: standard conditions.",
             },
         },
     }

@@ -21,8 +21,9 @@ from kubesweep.k8s import metrics
 from kubesweep.k8s.api import Api
 from kubesweep.k8s.crd import PLURAL, VERSION
 from kubesweep.k8s.names import SWEEP_LABEL
-from kubesweep.k8s.reconcile import Settings, reconcile
+from kubesweep.k8s.reconcile import reconcile
 from kubesweep.k8s.workqueue import WorkQueue
+from kubesweep.settings import Settings
 from kubesweep.spec import API_GROUP, KIND
 
 log = logging.getLogger("kubesweep.operator")
@@ -124,14 +125,17 @@ async def _sweep_event(event: dict[str, Any], body: Any, namespace: str, name: s
     key = (namespace, name)
     if event.get("type") == "DELETED":
         OPERATOR.queue.forget(key)
+        OPERATOR.api.own_writes.pop(key, None)
         metrics.forget_sweep(namespace, name, (body.get("spec") or {}).get("metric", {})
                              .get("name"))
         return
     status = body.get("status") or {}
     # our own status writes come back as MODIFIED events with an unchanged generation:
-    # they need no pass (the one that wrote them has already decided)
+    # they need no pass (the one that wrote them has already decided). A status edited
+    # by anyone else does (it may be corrupt, or hide a trial).
     if event.get("type") == "MODIFIED" and \
-            status.get("observedGeneration") == body["metadata"].get("generation"):
+            status.get("observedGeneration") == body["metadata"].get("generation") and \
+            OPERATOR.api.wrote(namespace, name, body["metadata"].get("resourceVersion")):
         return
     OPERATOR.queue.add(key)
 

@@ -152,6 +152,15 @@ def _encode_curves(done: list[Trial]) -> dict[str, str]:
     return curves
 
 
+def recorded_indices(history: Mapping[str, Any] | None) -> set[int]:
+    """The indices of the trials `history` holds (reads one column only)."""
+    if not history or not history.get("count"):
+        return set()
+    if history.get("format") != FORMAT:
+        raise ValueError(f"status.history: unknown format {history.get('format')!r}")
+    return set(_unpack(history["indices"], "<u4").tolist())
+
+
 def decode(history: Mapping[str, Any] | None,
            name_of: Callable[[int], str] = str) -> list[dict[str, Any]]:
     """Trial records (for `Trial.from_dict`) from `encode`'s output; [] when empty.

@@ -7,10 +7,9 @@ import json
 from typing import Any
 
 from kubesweep.k8s.names import PARAMS_ANNOTATION, SWEEP_LABEL, TRIAL_LABEL, job_name, label_value
+from kubesweep.settings import DEFAULT_GPU_RESOURCE
 from kubesweep.spec import API_VERSION, KIND, SweepSpec
 from kubesweep.template import render_container
-
-DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 
 #: Evictions and preemptions are not the training code's fault: the Job controller re-runs
 #: such pods without counting them against backoffLimit; the operator bounds how often
@@ -83,8 +82,9 @@ def render_job(spec: SweepSpec, *, sweep_name: str, namespace: str, sweep_uid: s
     primary = spec.primaryContainer
     at = next((i for i, c in enumerate(containers) if c.get("name") == primary), 0) \
         if primary else 0
+    # escape=True: Kubernetes would expand `$(VAR)` in a parameter value
     container = render_container(containers[at], params, name, index, sweep_name,
-                                 spec.parameters)
+                                 spec.parameters, escape=True)
     merge_resources(container, spec, gpu_resource_name)
     # the log tail becomes the termination message of a crashed trial: the reason is kept
     # even after the pod and its logs are gone

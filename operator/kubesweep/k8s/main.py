@@ -7,15 +7,11 @@ import os
 from collections.abc import Sequence
 
 from kubesweep.k8s import metrics
-from kubesweep.k8s.reconcile import Settings
+from kubesweep.settings import Settings
 
 
-def run_operator(*, namespaces: Sequence[str] = (), all_namespaces: bool = False,
-                 metrics_port: int = 8080, liveness_port: int = 8081,
-                 trial_start_timeout: float = 600.0, gpu_resource_name: str = "nvidia.com/gpu",
-                 workers: int = 4, poll_interval: float = 30.0,
-                 early_stop_interval: float = 5.0, keep_finished_jobs: int = 100,
-                 verbose: bool = False) -> int:
+def run_operator(settings: Settings, *, namespaces: Sequence[str] = (),
+                 all_namespaces: bool = False, verbose: bool = False) -> int:
     """Run the operator until SIGTERM/SIGINT; returns the exit code."""
     import kopf
 
@@ -28,24 +24,22 @@ def run_operator(*, namespaces: Sequence[str] = (), all_namespaces: bool = False
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not namespaces and not all_namespaces:
         namespaces = [os.environ.get("KUBESWEEP_NAMESPACE") or _own_namespace() or "default"]
-    settings = Settings(gpu_resource_name=gpu_resource_name,
-                        trial_start_timeout=trial_start_timeout, poll_interval=poll_interval,
-                        early_stop_interval=early_stop_interval,
-                        keep_finished_jobs=keep_finished_jobs)
-    operator = handlers.Operator(Api(load_config()), settings, workers=workers)
+    operator = handlers.Operator(Api(load_config()), settings, workers=settings.workers)
     handlers.install(operator)
-    metrics.serve(metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_address)
     operator.start()
     logging.getLogger("kubesweep.operator").info(
-        "watching %s; metrics on :%d, liveness on :%d/healthz",
+        "watching %s; metrics on %s:%d, liveness on %s:%d/healthz",
         "all namespaces" if all_namespaces else "namespaces " + ", ".join(namespaces),
-        metrics_port, liveness_port)
+        settings.metrics_address, settings.metrics_port, settings.liveness_address,
+        settings.liveness_port)
     try:
         kopf.run(
             standalone=True,  # one replica, no peering objects to read or write
             clusterwide=all_namespaces,
             namespaces=() if all_namespaces else list(namespaces),
-            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
+            liveness_endpoint=f"http://{settings.liveness_address}:{settings.liveness_port}"
+                              "/healthz",
         )
     finally:
         operator.stop()

@@ -74,6 +74,12 @@ def _remove(metric: object, *labels: str) -> None:
         pass
 
 
+def set_phase(namespace: str, sweep: str, phase: str) -> None:
+    """Set only the phase gauge (a sweep the operator will not run)."""
+    for p in PHASES:
+        SWEEPS.labels(namespace, sweep, p).set(1 if p == phase else 0)
+
+
 def set_sweep(namespace: str, sweep: str, phase: str, counts: dict[str, int],
               max_trials: int, metric: str, best: float | None) -> None:
     """Set the per-sweep gauges from a freshly computed status."""

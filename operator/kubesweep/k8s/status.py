@@ -9,22 +9,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubesweep.k8s import history
+from kubesweep.rules import MUTABLE_FIELDS, RECENT_TRIALS, Outcome
 from kubesweep.spec import SweepSpec
-from kubesweep.tuner import Outcome, Trial, Tuner
+from kubesweep.tuner import Trial, Tuner
 
-#: Trials listed in status.recentTrials (newest last).
-RECENT_TRIALS = 10
 #: Pareto-optimal trials listed with their metrics in status.paretoFront.trials (all of
 #: them are in .indices).
 PARETO_LISTED = 20
-#: Spec fields a user may change while the sweep runs; every other change is refused.
-MUTABLE_FIELDS = ("parallelism", "maxTrials", "maxFailedTrials", "trialRetries")
 CONDITION_TYPES = ("Running", "Succeeded", "Failed", "SpecAccepted")
 
 
-def now_iso() -> str:
-    """The current time as an API timestamp."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_iso(now: datetime.datetime | None = None) -> str:
+    """`now` (default: the current time) as an API timestamp."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def spec_hashes(spec: Mapping[str, Any]) -> dict[str, str]:
@@ -65,13 +63,15 @@ def recorded_metrics(spec: SweepSpec) -> list[str]:
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str,
-                  message: str, generation: int | None) -> list[dict[str, Any]]:
-    """Conditions with `type_` set; lastTransitionTime only moves when the status flips."""
+                  message: str, generation: int | None,
+                  now: str | None = None) -> list[dict[str, Any]]:
+    """Conditions with `type_` set; lastTransitionTime only moves when the status flips
+    (to `now`, an API timestamp; default the current time)."""
     value = "True" if status else "False"
     out = [dict(c) for c in conditions if c.get("type") != type_]
     old = next((c for c in conditions if c.get("type") == type_), None)
     since = old["lastTransitionTime"] if old and old.get("status") == value and \
-        old.get("lastTransitionTime") else now_iso()
+        old.get("lastTransitionTime") else (now or now_iso())
     new = {"type": type_, "status": value, "reason": reason, "message": message,
            "lastTransitionTime": since}
     if generation is not None:
@@ -82,32 +82,33 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, re
     return out
 
 
-def phase_conditions(old: list[dict[str, Any]], phase: str, outcome: Outcome | None,
-                     generation: int | None, running_message: str) -> list[dict[str, Any]]:
-    """The Running/Succeeded/Failed conditions for `phase`."""
+def phase_conditions(old: list[dict[str, Any]], outcome: Outcome | None,
+                     generation: int | None, running_message: str,
+                     now: str | None = None) -> list[dict[str, Any]]:
+    """The Running/Succeeded/Failed conditions: running while there is no outcome."""
     conds = list(old)
     if outcome is None:
-        conds = set_condition(conds, "Running", True, "TrialsRunning", running_message,
-                              generation)
-        conds = set_condition(conds, "Succeeded", False, "TrialsRunning", running_message,
-                              generation)
-        conds = set_condition(conds, "Failed", False, "TrialsRunning", running_message,
-                              generation)
+        for type_ in ("Running", "Succeeded", "Failed"):
+            conds = set_condition(conds, type_, type_ == "Running", "TrialsRunning",
+                                  running_message, generation, now)
         return conds
-    conds = set_condition(conds, "Running", False, outcome.reason, outcome.message, generation)
-    conds = set_condition(conds, "Succeeded", outcome.phase == "Succeeded", outcome.reason,
-                          outcome.message, generation)
-    conds = set_condition(conds, "Failed", outcome.phase == "Failed", outcome.reason,
-                          outcome.message, generation)
+    conds = set_condition(conds, "Running", False, outcome.reason, outcome.message, generation,
+                          now)
+    for type_ in ("Succeeded", "Failed"):
+        conds = set_condition(conds, type_, outcome.phase == type_, outcome.reason,
+                              outcome.message, generation, now)
     return conds
 
 
 def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
                  running: set[int], unschedulable: int, generation: int | None,
                  outcome: Outcome | None, hashes: dict[str, str],
+                 now: str | None = None,
                  warm: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole status for the tuner's trials (`running` = indices whose pod runs;
-    `warm`: what the warm start read, for status.warmStart)."""
+    `now` an API timestamp, default the current time; `warm`: what the warm start read,
+    for status.warmStart)."""
+    now = now or now_iso()
     trials = tuner.trials
     finished = [t for t in trials if t.finished]
     pending = [t for t in trials if not t.finished]
@@ -140,7 +141,7 @@ def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
                                   keep_curves=spec.earlyTerminate is not None,
                                   metric_names=recorded_metrics(spec)),
         "specHashes": hashes,
-        "startTime": old.get("startTime") or now_iso(),
+        "startTime": old.get("startTime") or now,
     }
     best = tuner.best
     if best is not None:
@@ -153,14 +154,14 @@ def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
     if warm is not None:
         status["warmStart"] = warm
     if outcome is not None:
-        status["completionTime"] = old.get("completionTime") or now_iso()
+        status["completionTime"] = old.get("completionTime") or now
     message = (f"{len(finished)} of {tuner.budget} trials finished, {counts['running']} "
                f"running, {counts['pending']} waiting to start")
-    conditions = phase_conditions(list(old.get("conditions") or []), phase, outcome,
-                                  generation, message)
+    conditions = phase_conditions(list(old.get("conditions") or []), outcome, generation,
+                                  message, now)
     status["conditions"] = set_condition(conditions, "SpecAccepted", True, "SpecAccepted",
                                          "the spec is valid and unchanged since the start",
-                                         generation)
+                                         generation, now)
     return status
 
 

@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from kubesweep import rules
 from kubesweep.local.results import ResultsError, ResultsWriter, read_results
 from kubesweep.local.view import View
+from kubesweep.rules import MUTABLE_FIELDS
 from kubesweep.spec import Sweep
 from kubesweep.template import local_command
-from kubesweep.trial_output import MetricLog, failure_reason
+from kubesweep.trial_output import MetricLog
 from kubesweep.tuner import Outcome, Trial, Tuner
 from kubesweep.warm_start import read_local
 
 #: Seconds a trial gets between SIGTERM and SIGKILL when it is stopped.
 STOP_GRACE_SECONDS = 5.0
-#: Spec fields that may change between a run and its --resume (as on the cluster).
-MUTABLE_FIELDS = ("parallelism", "maxTrials")
 
 
 @dataclass
@@ -137,7 +137,7 @@ class LocalRunner:
             self._launch(writer)
             outcome = self.tuner.outcome
             if outcome is not None and self.running:
-                self._stop_all(f"sweep finished: {outcome.message}")
+                self._stop_all(rules.stop_reason(outcome))
             if not self.running:
                 # _launch filled every free slot it could: nothing runs, nothing more will
                 return
@@ -221,18 +221,16 @@ class LocalRunner:
         run.log_file.close()
         duration = time.monotonic() - run.started
         metrics = dict(run.log.latest)
-        summary = self.spec.metric.summary if self.spec.metric is not None else "last"
-        value = run.log.final_value(summary, self.tuner.maximize)
+        verdict = rules.judge(run.log, code, self.spec)
         if run.stop_reason is not None:
             if not record_stopped:
                 return
-            self.tuner.tell(run.trial, value, "stopped", metrics=metrics, reason=run.stop_reason)
+            self.tuner.tell(run.trial, verdict.value, "stopped", metrics=metrics,
+                            reason=run.stop_reason)
         else:
-            reason = failure_reason(run.log, code, self.spec.objective)
-            state = "failed" if reason else "succeeded"
-            if reason:
-                reason += f" (log: {run.log_path})"
-            self.tuner.tell(run.trial, value, state, metrics=metrics, reason=reason)
+            reason = verdict.reason and f"{verdict.reason} (log: {run.log_path})"
+            self.tuner.tell(run.trial, verdict.value, verdict.state, metrics=metrics,
+                            reason=reason)
         writer.end(run.trial, duration, run.log_path)
         self.view.finished(self, run.trial)
 

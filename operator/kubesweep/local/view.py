@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from kubesweep.tuner import Trial, Tuner
 
 #: Finished trials listed under the progress bar of the live view.
-RECENT_TRIALS = 6
+LIVE_FINISHED_ROWS = 6
 #: Rows of the final table before it shows only the best ones.
 MAX_TABLE_ROWS = 40
 _REDRAW_SECONDS = 0.25
@@ -21,8 +21,9 @@ _REDRAW_SECONDS = 0.25
 MAX_METRIC_COLUMNS = 6
 
 
-def format_value(value: Any) -> str:
-    """A metric or parameter value, short."""
+def short_value(value: Any) -> str:
+    """A metric or parameter value for display (6 significant digits); commands get the
+    exact text of `template.format_value`."""
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -30,7 +31,7 @@ def format_value(value: Any) -> str:
 
 def format_params(params: dict[str, Any]) -> str:
     """`a=1 b=0.01` for a parameter set."""
-    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+    return " ".join(f"{k}={short_value(v)}" for k, v in params.items())
 
 
 def trial_table(tuner: Tuner, trials: list[Trial], best: Trial | None) -> list[str]:
@@ -50,12 +51,12 @@ def trial_table(tuner: Tuner, trials: list[Trial], best: Trial | None) -> list[s
     rows = [header]
     for t in trials:
         if tuner.spec.metric is not None:
-            values = ["" if t.value is None else format_value(t.value)]
-            values += [format_value(t.metrics[m]) if m in t.metrics else "" for m in constrained]
+            values = ["" if t.value is None else short_value(t.value)]
+            values += [short_value(t.metrics[m]) if m in t.metrics else "" for m in constrained]
         else:
-            values = [format_value(t.metrics[m]) if m in t.metrics else "" for m in metrics]
+            values = [short_value(t.metrics[m]) if m in t.metrics else "" for m in metrics]
         rows.append([_mark(tuner, t, [best] if best is not None else []), t.name, t.state,
-                     *values, *[format_value(t.params.get(n, "")) for n in names]])
+                     *values, *[short_value(t.params.get(n, "")) for n in names]])
     return _aligned(rows)
 
 
@@ -75,8 +76,8 @@ def _metrics_table(tuner: Tuner, trials: list[Trial], metrics: list[str]) -> lis
     rows = [["", "trial", "state", *metrics, *names]]
     for t in trials:
         rows.append([_mark(tuner, t, front), t.name, t.state,
-                     *[format_value(t.metrics[m]) if m in t.metrics else "" for m in metrics],
-                     *[format_value(t.params.get(n, "")) for n in names]])
+                     *[short_value(t.metrics[m]) if m in t.metrics else "" for m in metrics],
+                     *[short_value(t.params.get(n, "")) for n in names]])
     return _aligned(rows)
 
 
@@ -108,7 +109,7 @@ def _bound(c: Any) -> str:
 
 def format_front(tuner: Tuner) -> list[str]:
     """One line per Pareto-optimal trial: its objectives and parameters."""
-    return [f"  {t.name}  " + " ".join(f"{m.name}={format_value(t.metrics.get(m.name))}"
+    return [f"  {t.name}  " + " ".join(f"{m.name}={short_value(t.metrics.get(m.name))}"
                                        for m in tuner.objectives)
             + f"  {format_params(t.params)}" for t in tuner.pareto_front]
 
@@ -214,7 +215,7 @@ class View:
             progress = f"step {last[0]}: {last[1]:.6g}" if last else "starting"
             lines.append(f"  running  {run.trial.name}  {format_params(run.trial.params)}  "
                          f"{progress}")
-        for t in finished[-RECENT_TRIALS:]:
+        for t in finished[-LIVE_FINISHED_ROWS:]:
             value = "" if t.value is None else f"{t.value:.6g}"
             lines.append(f"  {t.state:<10}{t.name}  {value}  {format_params(t.params)}")
         columns = shutil.get_terminal_size((120, 24)).columns

@@ -11,7 +11,9 @@ from kubesweep.strategies.random_search import RandomStrategy
 
 
 def make_strategy(method: str, space: Space, **options: Any) -> Strategy:
-    """The strategy for a sweep's `method` (`constrained=True`: bayes models feasibility)."""
+    """The strategy for a sweep's `method`; `options` are its constructor's keyword
+    arguments (a TypeError names any the strategy does not take). `constrained=True`:
+    bayes models the probability that a trial meets the sweep's constraints."""
     if method != "bayes":
         options.pop("constrained", None)  # grid/random ignore results, constraints too
     if method == "grid":

@@ -10,7 +10,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -35,7 +34,7 @@ class Observation:
 class Strategy(ABC):
     """Proposes parameter sets for one sweep."""
 
-    def __init__(self, space: Space, **options: Any) -> None:
+    def __init__(self, space: Space) -> None:
         self.space = space
 
     @abstractmethod

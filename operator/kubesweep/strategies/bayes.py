@@ -30,7 +30,6 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
@@ -94,9 +93,8 @@ class BayesStrategy(Strategy):
         prior_quantile: float | None = 0.75,
         tie_until: float = 3.0,
         tie_min_numeric: int = 5,
-        **options: Any,
     ) -> None:
-        super().__init__(space, **options)
+        super().__init__(space)
         self.num_cols = np.asarray(space.numeric_columns, dtype=int)
         self.cat_blocks = space.categorical_blocks
         self.n_categories = [b.stop - b.start for b in self.cat_blocks]

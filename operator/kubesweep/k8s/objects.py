@@ -1,6 +1,7 @@
 """What a trial's Job and pods say about the trial: pure functions over API objects (dicts).
 
-No I/O here: `reconcile` fetches the objects and the logs, these functions decide.
+No I/O here: `snapshot.observe` fetches the objects and the logs, `decide` reads them
+with these functions.
 """
 
 from __future__ import annotations
@@ -127,6 +128,25 @@ def stuck_reason(pod: dict[str, Any]) -> str | None:
                 text += f": {waiting['message']}"
             return f"container {status.get('name')} cannot start: {text}"
     return None
+
+
+def result_pod(pods: list[dict[str, Any]], container: str | None) -> dict[str, Any] | None:
+    """The pod whose log holds a finished trial's result: the newest one whose container
+    ended, else the newest one."""
+    return next((p for p in reversed(pods) if terminated(p, container)),
+                pods[-1] if pods else None)
+
+
+def running_pod(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest running pod of a trial (whose log early termination reads)."""
+    return next((p for p in reversed(pods)
+                 if (p.get("status") or {}).get("phase") == "Running"), None)
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """True when `obj` (a Job) belongs to the object with `uid` (its Sweep)."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid for r in refs)
 
 
 def disrupted(pod: dict[str, Any]) -> bool:

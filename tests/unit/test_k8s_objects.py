@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from kubesweep.k8s import observe
+from kubesweep.k8s import objects
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -22,9 +22,9 @@ JOB = {"metadata": {"name": "s-3", "creationTimestamp": "2026-01-01T11:58:00Z",
 
 
 def test_params_and_index_from_the_job():
-    assert observe.trial_index(JOB) == 3
-    assert observe.job_params(JOB) == {"x": 0.5}
-    assert observe.job_params({"metadata": {"annotations": {"kubesweep.io/params": "{"}}}) \
+    assert objects.trial_index(JOB) == 3
+    assert objects.job_params(JOB) == {"x": 0.5}
+    assert objects.job_params({"metadata": {"annotations": {"kubesweep.io/params": "{"}}}) \
         is None
 
 
@@ -32,7 +32,7 @@ def test_unschedulable_pod_is_stuck_with_the_schedulers_message():
     pod = _pod(conditions=[{"type": "PodScheduled", "status": "False",
                             "reason": "Unschedulable",
                             "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}])
-    state = observe.pending_state(JOB, [pod], NOW)
+    state = objects.pending_state(JOB, [pod], NOW)
     assert not state.started and state.unschedulable
     assert state.stuck == "unschedulable: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
     assert state.waiting_seconds == 60  # since the newest pod was created
@@ -41,31 +41,31 @@ def test_unschedulable_pod_is_stuck_with_the_schedulers_message():
 def test_image_pull_errors_are_stuck():
     pod = _pod(statuses=[{"name": "train", "state": {"waiting": {
         "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope\""}}}])
-    assert observe.stuck_reason(pod) == \
+    assert objects.stuck_reason(pod) == \
         'container train cannot start: ImagePullBackOff: Back-off pulling image "nope"'
-    assert observe.stuck_reason(_pod(statuses=[{"name": "t", "state": {
+    assert objects.stuck_reason(_pod(statuses=[{"name": "t", "state": {
         "waiting": {"reason": "ContainerCreating"}}}])) is None
 
 
 def test_a_pod_that_already_ended_counts_as_started():
     pod = _pod(phase="Succeeded", statuses=[{"name": "t", "state": {"terminated": {
         "exitCode": 0}}}])
-    assert observe.pending_state(JOB, [pod], NOW).started
+    assert objects.pending_state(JOB, [pod], NOW).started
 
 
 def test_no_pod_yet_waits_since_the_job_was_created():
-    state = observe.pending_state(JOB, [], NOW)
+    state = objects.pending_state(JOB, [], NOW)
     assert not state.started and state.stuck is None and state.waiting_seconds == 120
 
 
 def test_metrics_from_log_then_termination_message():
-    log = observe.read_metrics("step=1 loss=0.9\nstep=2 loss=0.4\n", '{"loss": 0.4, "acc": 0.8}',
+    log = objects.read_metrics("step=1 loss=0.9\nstep=2 loss=0.4\n", '{"loss": 0.4, "acc": 0.8}',
                                "loss")
     assert log.history == [(1, 0.9), (2, 0.4)]
     assert log.latest == {"step": 2.0, "loss": 0.4, "acc": 0.8}
-    only_message = observe.read_metrics(None, '{"loss": 0.125}', "loss")
+    only_message = objects.read_metrics(None, '{"loss": 0.125}', "loss")
     assert only_message.final_value() == 0.125
-    assert not observe.read_metrics("", "Traceback ...\nValueError: boom", "loss").has_objective
+    assert not objects.read_metrics("", "Traceback ...\nValueError: boom", "loss").has_objective
 
 
 def test_job_failure_message_and_duration():
@@ -74,14 +74,14 @@ def test_job_failure_message_and_duration():
                       "conditions": [{"type": "Failed", "status": "True",
                                       "reason": "BackoffLimitExceeded",
                                       "message": "Job has reached the specified backoff limit"}]}}
-    assert observe.job_finished(job) == "Failed"
-    assert observe.job_failure_message(job) == \
+    assert objects.job_finished(job) == "Failed"
+    assert objects.job_failure_message(job) == \
         "BackoffLimitExceeded: Job has reached the specified backoff limit"
-    assert observe.duration_seconds(job, NOW) == 42
+    assert objects.duration_seconds(job, NOW) == 42
 
 
 def test_disruptions_count_pods_and_the_annotation():
     evicted = _pod(phase="Failed", conditions=[{"type": "DisruptionTarget", "status": "True"}])
     job = {"metadata": {"annotations": {"kubesweep.io/disruptions": "2"}}}
-    assert observe.disruptions(job, [evicted]) == 2
-    assert observe.disruptions({"metadata": {}}, [evicted, evicted]) == 2
+    assert objects.disruptions(job, [evicted]) == 2
+    assert objects.disruptions({"metadata": {}}, [evicted, evicted]) == 2

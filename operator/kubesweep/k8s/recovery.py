@@ -1,0 +1,70 @@
+"""Checking a Sweep's status before trusting it: a hand edit (or a bug) must not freeze
+the sweep.
+
+`history_problem` names the first field of `status.history` that cannot be read (the
+types are checked by the CRD's schema; the content is not). `decide` then reports it
+(condition `StatusRecovered` and a `CorruptStatus` event) and rebuilds the trials from
+what the cluster still holds: the Sweep's Jobs.
+"""
+
+from __future__ import annotations
+
+import binascii
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from kubesweep.k8s import history
+
+_LETTERS = set("sfx")
+
+
+def _column(name: str, text: Any, dtype: str, count: int | None) -> str | None:
+    try:
+        values = history._unpack(text, dtype)
+    except (binascii.Error, zlib.error, ValueError, TypeError) as exc:
+        return f"status.history.{name}: cannot be decoded ({exc})"
+    if count is not None and len(values) != count:
+        return f"status.history.{name}: holds {len(values)} values, count says {count}"
+    return None
+
+
+def history_problem(hist: Mapping[str, Any] | None) -> str | None:
+    """Why `status.history` cannot be read, naming the field; None when it can."""
+    if not hist or not hist.get("count"):
+        return None
+    if hist.get("format") != history.FORMAT:
+        return f"status.history.format: unknown format {hist.get('format')!r}"
+    try:
+        count = int(hist["count"])
+    except (TypeError, ValueError):
+        return f"status.history.count: not a number ({hist.get('count')!r})"
+    for name, dtype in (("indices", "<u4"), ("values", "<f8")):
+        problem = _column(name, hist.get(name), dtype, count)
+        if problem:
+            return problem
+    states = hist.get("states")
+    if not isinstance(states, str) or len(states) != count or set(states) - _LETTERS:
+        return (f"status.history.states: expected {count} letters of s, f, x, got "
+                f"{str(states)[:40]!r}")
+    for pname, col in (hist.get("params") or {}).items():
+        try:
+            values = history._decode_column(col, count)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure names the field
+            return f"status.history.params.{pname}: cannot be decoded ({exc})"
+        if len(values) != count:
+            return (f"status.history.params.{pname}: holds {len(values)} values, count "
+                    f"says {count}")
+    for mname, column in (hist.get("metrics") or {}).items():
+        problem = _column(f"metrics.{mname}", column, "<f8", count)
+        if problem:
+            return problem
+    for index, curve in (hist.get("curves") or {}).items():
+        problem = _column(f"curves.{index}", curve, "<f8", None)
+        if problem:
+            return problem
+    try:
+        history.decode(hist)
+    except Exception as exc:  # noqa: BLE001 - a field the checks above do not know
+        return f"status.history: cannot be decoded ({exc})"
+    return None
