@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 MUTABLE_FIELDS = ("parallelism", "maxTrials", "maxFailedTrials", "trialRetries")
 #: Trials listed in status.recentTrials (newest last).
 RECENT_TRIALS = 10
+#: Without `maxFailedTrials`, a sweep fails once this many trials failed before any
+#: succeeded: a broken command or image fails every trial, and should not burn a whole
+#: GPU budget finding that out (W&B's agent stops after repeated initial failures too).
+FAIL_FAST_TRIALS = 5
 
 
 @dataclass(frozen=True)
@@ -118,14 +122,22 @@ def outcome(trials: Sequence[Trial], spec: SweepSpec, best: Trial | None,
             exhausted: bool) -> Outcome | None:
     """Why the sweep is over, or None while it is not.
 
-    Checked in this order: too many failed trials, the metric's target reached, the
-    budget used (or the grid exhausted) with nothing left running.
+    Checked in this order: too many failed trials (more than `maxFailedTrials`, or, when
+    it is not set, the first FAIL_FAST_TRIALS to finish all failed), the metric's target
+    reached, the budget used (or the grid exhausted) with nothing left running.
     """
-    failed = sum(1 for t in trials if t.state == "failed")
+    failed = [t for t in trials if t.state == "failed"]
     limit = spec.maxFailedTrials
-    if limit is not None and failed > limit:
+    if limit is not None and len(failed) > limit:
         return Outcome("Failed", "TooManyFailedTrials",
-                       f"{failed} trials failed, more than maxFailedTrials={limit}")
+                       f"{len(failed)} trials failed, more than maxFailedTrials={limit}")
+    if limit is None and len(failed) >= FAIL_FAST_TRIALS and \
+            not any(t.state == "succeeded" for t in trials):
+        last = failed[-1]
+        return Outcome("Failed", "FirstTrialsFailed",
+                       f"the first {len(failed)} trials failed and none succeeded (trial "
+                       f"{last.name or last.index}: {last.reason}); fix the trial and start "
+                       "again, or set maxFailedTrials to let more trials fail")
     target = spec.metric.target if spec.metric is not None else None
     if spec.metric is not None and target is not None and best is not None and \
             best.value is not None:

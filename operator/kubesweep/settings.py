@@ -58,6 +58,17 @@ class Settings:
         "the status (the best trial's is always kept; -1 keeps all)", "N"))
     #: sweeps reconciled in parallel
     workers: int = field(default=4, metadata=_flag("sweeps reconciled in parallel", "N"))
+    #: reconcile only while holding a Lease, so several replicas can run (hot standbys)
+    leader_elect: bool = field(default=False, metadata=_flag(
+        "run as one of several replicas: reconcile only while holding the Lease "
+        "(leader election); the others stand by and take over within ~15 s"))
+    #: the Lease the replicas share
+    lease_name: str = field(default="kubesweep-operator", metadata=_flag(
+        "name of the leader-election Lease", "NAME"))
+    #: namespace of the Lease; empty means the operator's own namespace
+    lease_namespace: str = field(default="", metadata=_flag(
+        "namespace of the leader-election Lease (default: the operator's own namespace)",
+        "NAMESPACE"))
 
 
 def flag_name(name: str) -> str:
@@ -68,12 +79,18 @@ def flag_name(name: str) -> str:
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """Add one flag per setting, with the setting's default and type."""
     for f in dataclasses.fields(Settings):
+        if str(f.type) == "bool":
+            default = "on" if f.default else "off"
+            parser.add_argument(flag_name(f.name), dest=f.name, default=f.default,
+                                action=argparse.BooleanOptionalAction,
+                                help=f"{f.metadata['help']} (default {default})")
+            continue
         kind = {"int": int, "float": float, "str": str}[str(f.type)]
+        shown = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
         parser.add_argument(flag_name(f.name), dest=f.name, type=kind, default=f.default,
                             metavar=f.metadata.get("metavar"),
-                            help=f"{f.metadata['help']} (default {f.default:g})"
-                            if isinstance(f.default, float) else
-                            f"{f.metadata['help']} (default {f.default})")
+                            help=f"{f.metadata['help']} (default {shown})" if shown else
+                            f.metadata["help"])
 
 
 def from_args(args: argparse.Namespace) -> Settings:

@@ -41,8 +41,9 @@ MAX_GRID_POINTS = 100_000
 MAX_TRIALS = 10_000
 #: Most trials running at once (Jobs in flight per Sweep).
 MAX_PARALLELISM = 10_000
-#: Largest seed (numpy's seeds are 64-bit; so is the CRD's integer).
-MAX_SEED = 2**63 - 1
+#: Largest seed: the largest integer a JSON number (a float64 in the API server's schema
+#: checks) holds exactly; 2**63 - 1 would overflow there.
+MAX_SEED = 2**53 - 1
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6
 
@@ -187,15 +188,18 @@ class Parameter(_Model):
                     )
         return data
 
-    @field_validator("values", "value")
+    @field_validator("values", "value", "min", "max")
     @classmethod
-    def _refuse_nul(cls, value: Any) -> Any:
-        # a NUL byte cannot be in a command line or environment variable: the trial would
-        # never start (its pod stuck in ContainerCreating)
+    def _refuse_unpassable(cls, value: Any) -> Any:
         for item in value if isinstance(value, list) else [value]:
+            # a NUL byte cannot be in a command line or environment variable: the trial
+            # would never start (its pod stuck in ContainerCreating)
             if isinstance(item, str) and "\x00" in item:
                 raise ValueError(f"{item!r} contains a NUL byte (\\x00), which a command "
                                  "line or environment variable cannot carry; remove it")
+            # nan/inf cannot be stored as JSON (status, results file)
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{item} is not a finite number; use a finite value")
         return value
 
     @model_validator(mode="after")
@@ -521,7 +525,9 @@ class SweepSpec(_Model):
                              description="Trials running at the same time.")
     maxFailedTrials: int | None = Field(
         None, ge=0, le=MAX_TRIALS,
-        description="Fail the sweep once more trials than this have failed."
+        description="Fail the sweep once more trials than this have failed. Unset: the "
+        "sweep fails when its first 5 finished trials all failed (a broken command or image "
+        "does not use up the budget); set it to allow more failures."
     )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the strategy's random numbers.")
     earlyTerminate: EarlyTerminate | None = Field(

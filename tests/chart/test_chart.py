@@ -147,9 +147,15 @@ def _operator_cluster_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                        for k in d["metadata"]["labels"])]
 
 
+def _sweep_rbac(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """Roles/RoleBindings for reconciling Sweeps: not the leader-election Lease's."""
+    return [d for d in by_kind(docs, kind)
+            if not d["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_rbac_md_rules():
     docs = render(crds=False)
-    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
+    assert not _sweep_rbac(docs, "Role") and not _sweep_rbac(docs, "RoleBinding")
     [role] = _operator_cluster_roles(docs)
     assert _rules(role) == GRANTS
     [binding] = by_kind(docs, "ClusterRoleBinding")
@@ -164,11 +170,11 @@ def test_cluster_wide_rbac_is_one_cluster_role_with_exactly_the_rbac_md_rules():
 def test_watch_namespaces_gets_a_role_per_namespace_with_the_rbac_md_rules():
     docs = render(NAMESPACED, crds=False)
     assert not _operator_cluster_roles(docs) and not by_kind(docs, "ClusterRoleBinding")
-    roles = by_kind(docs, "Role")
+    roles = _sweep_rbac(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert _rules(role) == GRANTS
-    bindings = by_kind(docs, "RoleBinding")
+    bindings = _sweep_rbac(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:
         assert binding["subjects"][0]["namespace"] == "kubesweep-system"
@@ -230,7 +236,11 @@ def test_admission_policy_checks_job_rights_on_sweep_create_and_spec_change():
 def test_deployment_is_one_hardened_replica_with_the_kopf_liveness_probe():
     [deploy] = by_kind(render(crds=False), "Deployment")
     spec = deploy["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 1
+    # leader election makes a rolling update safe: the new pod stands by until the old
+    # one releases the Lease
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -245,10 +255,48 @@ def test_deployment_is_one_hardened_replica_with_the_kopf_liveness_probe():
     probe = c["livenessProbe"]["httpGet"]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert probe["path"] == "/healthz" and probe["port"] == "healthz"
+    ready = c["readinessProbe"]["httpGet"]
+    assert ready["path"] == "/readyz" and ready["port"] == "healthz"
     assert f"--liveness-port={ports['healthz']}" in c["args"]
     assert f"--metrics-port={ports['metrics']}" in c["args"]
     # a writable /tmp on the read-only root filesystem
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+
+
+def test_replicas_run_with_leader_election_a_lease_role_and_a_pdb():
+    docs = render({"replicas": 2}, crds=False)
+    [deploy] = by_kind(docs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    assert "--leader-elect" in c["args"] and "--lease-namespace=kubesweep-system" in c["args"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} \
+        in c["env"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "healthz"}
+    [pdb] = by_kind(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= \
+        deploy["spec"]["template"]["metadata"]["labels"].items()
+    [role] = [r for r in by_kind(docs, "Role")
+              if r["metadata"]["name"].endswith("-leader-election")]
+    assert role["metadata"]["namespace"] == "kubesweep-system"
+    assert _rules(role) == {("coordination.k8s.io", "leases", v)
+                            for v in ("create", "get", "update")}
+    [binding] = [b for b in by_kind(docs, "RoleBinding")
+                 if b["metadata"]["name"].endswith("-leader-election")]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # one replica: no PDB (it would block every drain)
+    assert not by_kind(render(crds=False), "PodDisruptionBudget")
+
+
+def test_without_leader_election_one_replica_recreated():
+    docs = render({"leaderElection": {"enabled": False}}, crds=False)
+    [deploy] = by_kind(docs, "Deployment")
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [r for r in by_kind(docs, "Role") if "leader" in r["metadata"]["name"]]
+    proc = helm("template", "x", str(CHART), "--set", "replicas=2",
+                "--set", "leaderElection.enabled=false", check=False)
+    assert proc.returncode != 0 and "replicas > 1 needs leaderElection.enabled" in proc.stderr
 
 
 def test_metrics_service_selects_the_operator_pod_on_a_port_named_metrics():
@@ -313,7 +361,7 @@ BAD_VALUES = [
     ({"grafanaDashboard": {"labels": {"n": 1}}}, "/grafanaDashboard/labels/n"),
     ({"livenessProbe": {"periodSeconds": 0}}, "/livenessProbe/periodSeconds"),
     ({"rbac": {"create": True, "extra": 1}}, "/rbac"),
-    ({"replicas": 2}, "replicas"),
+    ({"replicas": 0}, "replicas"),
 ]
 
 

@@ -41,8 +41,11 @@ class OperatorProcess:
     """
 
     def __init__(self, cluster: ClusterHandle, namespace: str, log_dir: Path,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, kubeconfig: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.cluster = cluster
+        self.env = dict(env or {})
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.namespace = namespace
         self.log_path = log_dir / "operator.log"
         self.metrics_port = free_port()
@@ -51,15 +54,16 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self, *extra: str) -> None:
-        """Start the operator and wait until its liveness probe answers."""
+    def start(self, *extra: str, ready: bool = True) -> None:
+        """Start the operator and wait until its readiness probe says ready (its watches
+        run), or with `ready=False` only until its liveness probe answers."""
         scope = ["--all-namespaces"] if self.namespace == "*" else \
             ["--namespace", self.namespace]
         args = [sys.executable, "-m", "kubesweep.cli", "operator", *scope,
                 "--metrics-port", str(self.metrics_port),
                 "--liveness-port", str(self.liveness_port), *self.extra_args, *extra]
-        env = dict(os.environ, KUBECONFIG=str(self.cluster.kubeconfig),
-                   PYTHONPATH=str(REPO / "operator"))
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig),
+                   PYTHONPATH=str(REPO / "operator"), **self.env)
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start {self.starts}: {' '.join(args)}\n".encode())
@@ -67,15 +71,16 @@ class OperatorProcess:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env,
                                          start_new_session=True)
-        wait_for(self._alive, 60, "the operator's /healthz", self.hint())
+        path = "/readyz" if ready else "/healthz"
+        wait_for(lambda: self._alive(path), 60, f"the operator's {path}", self.hint())
 
-    def _alive(self) -> bool:
+    def _alive(self, path: str = "/healthz") -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"operator exited with {self.proc.returncode}\n{self.hint()}")
         try:
             with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as resp:
+                    f"http://127.0.0.1:{self.liveness_port}{path}", timeout=2) as resp:
                 return resp.status == 200
         except OSError:
             return False

@@ -64,7 +64,8 @@ def test_failing_trials_are_recorded_with_reasons(cluster: ClusterHandle, namesp
     sweep = wait_phase(cluster, operator, namespace, "fails")
     status = sweep["status"]
     assert status["phase"] == "Succeeded"
-    assert status["trials"]["succeeded"] == 3 and status["trials"]["failed"] == 2
+    assert status["trials"]["succeeded"] == 3 and status["trials"]["failed"] == 2, \
+        [(r["params"], r["reason"]) for r in trial_records(sweep)]
     by_mode = {r["params"]["mode"]: r for r in trial_records(sweep)}
     assert by_mode["ok"]["state"] == "succeeded" and by_mode["ok"]["value"] == 0.25
     assert by_mode["report"]["value"] == 0.5

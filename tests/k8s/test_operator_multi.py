@@ -34,7 +34,8 @@ def test_several_objectives_and_a_constraint(cluster: ClusterHandle, namespace: 
     status = sweep["status"]
     assert status["phase"] == "Succeeded", status
     records = trial_records(sweep)
-    assert len(records) == 7 and all(r["state"] == "succeeded" for r in records), [(r["state"], r["reason"]) for r in records]
+    assert len(records) == 7 and all(r["state"] == "succeeded" for r in records), \
+        [(r["state"], r["reason"]) for r in records]
     # the history keeps both objectives and the constrained metric of every trial
     assert all(set(r["metrics"]) == {"acc", "latency", "mem"} for r in records)
     feasible = [r for r in records if r["metrics"]["mem"] <= 0.8]

@@ -98,6 +98,18 @@ def test_max_failed_trials_fails_the_sweep(tmp_path):
     assert len(ended(tmp_path / "kubesweep-results/t/trials.jsonl")) == 2
 
 
+def test_a_sweep_whose_first_trials_all_fail_stops_after_five(tmp_path):
+    sweep = write_sweep(tmp_path, "import missing_module\n", maxTrials=20, parallelism=2)
+    proc = kubesweep("run", str(sweep), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "FirstTrialsFailed" in proc.stdout
+    assert "the first 5 trials failed" in proc.stdout
+    assert "No module named 'missing_module'" in proc.stdout
+    records = ended(tmp_path / "kubesweep-results/t/trials.jsonl")
+    # five failures end it; a trial running alongside is stopped, never the full budget
+    assert sum(r["state"] == "failed" for r in records) == 5 and len(records) <= 6
+
+
 def test_target_stops_the_sweep(tmp_path):
     sweep = write_sweep(tmp_path, "print('loss=0.01')\n", maxTrials=10,
                         metric={"name": "loss", "goal": "minimize", "target": 0.05})
@@ -259,3 +271,26 @@ def test_whole_float_bounds_mean_the_same_as_on_kubernetes(tmp_path):
     from kubesweep.manifest import load_sweep
 
     assert load_sweep(sweep).spec.parameters["x"].distribution.value == "int_uniform"
+
+
+def test_non_finite_values_fail_the_trial_and_never_reach_the_results_file(tmp_path):
+    script = """
+        import sys
+        print("acc=inf other=-inf")
+        print(f"loss={sys.argv[1].replace('big', '1e309')}")
+    """
+    sweep = write_sweep(tmp_path, script, method="grid", maxTrials=5,
+                        parameters={"x": {"values": ["nan", "inf", "-inf", "big", "0.5"]}})
+    proc = kubesweep("run", str(sweep), "--plain", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "kubesweep-results/t/trials.jsonl"
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in {out}")
+
+    records = [json.loads(line, parse_constant=refuse) for line in out.read_text().splitlines()]
+    by_x = {r["params"]["x"]: r for r in records if r["event"] == "end"}
+    for bad in ("nan", "inf", "-inf", "big"):
+        assert by_x[bad]["state"] == "failed" and by_x[bad]["value"] is None
+        assert by_x[bad]["reason"].startswith("reported loss=")
+    assert by_x["0.5"]["state"] == "succeeded" and by_x["0.5"]["metrics"] == {"loss": 0.5}

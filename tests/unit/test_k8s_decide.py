@@ -284,6 +284,44 @@ def test_more_failures_than_max_failed_trials_fail_the_sweep():
     assert plan.delete == ["s-1"] and "SweepFailed" in reasons(plan)
 
 
+def test_without_max_failed_trials_the_first_five_failures_fail_the_sweep_fast():
+    w = World(parallelism=5, maxTrials=20)
+    w.step()
+    for i in range(4):
+        w.finish(i, "Traceback ... ModuleNotFoundError: No module named 'torch'", exit_code=1)
+    w.step()
+    assert w.status["phase"] == "Running"  # four failures: not yet
+    w.finish(4, "ModuleNotFoundError: No module named 'torch'", exit_code=1)
+    plan = w.step()
+    assert w.status["phase"] == "Failed"
+    failed = w.condition("Failed")
+    assert failed["reason"] == "FirstTrialsFailed"
+    assert "first 5 trials failed" in failed["message"]
+    assert "No module named 'torch'" in failed["message"]
+    assert "maxFailedTrials" in failed["message"]
+    assert plan.create == [] and w.status["trials"]["failed"] == 5
+
+
+def test_a_success_before_five_failures_turns_fail_fast_off():
+    w = World(parallelism=1, maxTrials=8)
+    w.step()
+    w.finish(0, "loss=0.5")
+    for i in range(1, 7):
+        w.step()
+        w.finish(i, "boom", exit_code=1)
+    w.step()
+    assert w.status["phase"] == "Running" and w.status["trials"]["failed"] == 6
+
+
+def test_max_failed_trials_replaces_fail_fast():
+    w = World(parallelism=6, maxTrials=10, maxFailedTrials=7)
+    w.step()
+    for i in range(6):
+        w.finish(i, "boom", exit_code=1)
+    w.step()
+    assert w.status["phase"] == "Running" and w.status["trials"]["failed"] == 6
+
+
 def test_no_successful_trial_fails_the_sweep():
     w = World(maxTrials=1)
     w.step()

@@ -45,3 +45,9 @@ def test_the_chart_passes_each_value_to_its_flag():
     assert passed, "no operator flags found in the chart's kubesweep.args"
     for flag, key in passed:
         assert flag == flag_name(_snake(key)), f"{flag} is fed from operator.{key}"
+
+
+def test_every_flag_is_documented():
+    text = (CHART.parents[1] / "docs" / "operator.md").read_text()
+    for f in dataclasses.fields(Settings):
+        assert f"`{flag_name(f.name)}" in text, f"{flag_name(f.name)} not in docs/operator.md"

@@ -178,3 +178,12 @@ def test_template_without_containers():
     spec["trialTemplate"] = {"spec": {}}
     path, msg = only_problem(spec)
     assert path == "spec.trialTemplate" and "spec.template.spec.containers" in msg
+
+
+def test_values_a_trial_cannot_receive_are_refused():
+    with pytest.raises(SpecError) as err:
+        parse_spec(make_spec({"a": {"values": ["ok", "x\x00y"]}}))
+    assert err.value.problems[0][0] == "spec.parameters.a.values"
+    assert "NUL byte" in err.value.problems[0][1]
+    with pytest.raises(SpecError, match="spec.parameters.a.max: nan is not a finite number"):
+        parse_spec(make_spec({"a": {"min": 0.0, "max": float("nan")}}))

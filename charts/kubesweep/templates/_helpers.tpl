@@ -105,6 +105,10 @@ kopf's CRD and namespace scanning.
 - {{ printf "--gpu-resource-name=%s" .Values.operator.gpuResourceName | quote }}
 - {{ printf "--trial-start-timeout=%v" .Values.operator.trialStartTimeout | quote }}
 - {{ printf "--workers=%v" .Values.operator.workers | quote }}
+{{- if .Values.leaderElection.enabled }}
+- "--leader-elect"
+- {{ printf "--lease-namespace=%s" .Release.Namespace | quote }}
+{{- end }}
 {{- if .Values.operator.verbose }}
 - "--verbose"
 {{- end }}

@@ -45,6 +45,10 @@ class Operator:
         self.workers = workers
         self.failures: dict[tuple[str, str], int] = {}
         self._threads: list[threading.Thread] = []
+        #: cleared while another replica leads: workers hold their next key until set
+        self.active = threading.Event()
+        self.active.set()
+        self._stopped = threading.Event()
 
     def start(self) -> None:
         """Start the worker threads."""
@@ -55,13 +59,25 @@ class Operator:
 
     def stop(self) -> None:
         """Stop taking new work (running passes finish on their own)."""
+        self._stopped.set()
         self.queue.close()
+
+    def pause(self) -> None:
+        """Run no new pass (this replica is a standby); passes under way finish."""
+        self.active.clear()
+
+    def resume(self) -> None:
+        """Run passes again (this replica leads)."""
+        self.active.set()
 
     def _work(self) -> None:
         while True:
             key = self.queue.get()
             if key is None:
                 return
+            while not self.active.wait(0.5):
+                if self._stopped.is_set():
+                    return
             namespace, name = key  # type: ignore[misc]
             started = time.perf_counter()
             try:

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from kubesweep.k8s import metrics
+from kubesweep.k8s.probes import Probes
 from kubesweep.settings import Settings
+
+log = logging.getLogger("kubesweep.operator")
 
 
 def run_operator(settings: Settings, *, namespaces: Sequence[str] = (),
                  all_namespaces: bool = False, verbose: bool = False) -> int:
     """Run the operator until SIGTERM/SIGINT; returns the exit code."""
     import kopf
+    from kubernetes import client
 
     from kubesweep.k8s import handlers
     from kubesweep.k8s.api import Api, load_config
@@ -24,26 +32,87 @@ def run_operator(settings: Settings, *, namespaces: Sequence[str] = (),
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not namespaces and not all_namespaces:
         namespaces = [os.environ.get("KUBESWEEP_NAMESPACE") or _own_namespace() or "default"]
-    operator = handlers.Operator(Api(load_config()), settings, workers=settings.workers)
+    api_client = load_config()
+    probes = Probes(lambda: client.VersionApi(api_client).get_code(_request_timeout=5)
+                    is not None)
+    probes.serve(settings.liveness_address, settings.liveness_port)
+    operator = handlers.Operator(Api(api_client), settings, workers=settings.workers)
     handlers.install(operator)
     metrics.serve(settings.metrics_port, settings.metrics_address)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    elector = None
+    if settings.leader_elect:
+        from kubesweep.k8s.leader import LeaderElector
+
+        namespace = settings.lease_namespace or _own_namespace() or "default"
+        elector = LeaderElector(api_client, namespace, settings.lease_name)
+        log.info("leader election on Lease %s/%s as %s", namespace, settings.lease_name,
+                 elector.identity)
+        operator.pause()
+        threading.Thread(target=_lead, name="leader-election", daemon=True,
+                         args=(elector, operator, stop)).start()
     operator.start()
-    logging.getLogger("kubesweep.operator").info(
-        "watching %s; metrics on %s:%d, liveness on %s:%d/healthz",
-        "all namespaces" if all_namespaces else "namespaces " + ", ".join(namespaces),
-        settings.metrics_address, settings.metrics_port, settings.liveness_address,
-        settings.liveness_port)
+    log.info("watching %s; metrics on %s:%d, probes on %s:%d (/healthz, /readyz)",
+             "all namespaces" if all_namespaces else "namespaces " + ", ".join(namespaces),
+             settings.metrics_address, settings.metrics_port, settings.liveness_address,
+             settings.liveness_port)
+    delay = 1.0
+    try:
+        # kopf runs in a thread so that its exit (e.g. the API server was unreachable when
+        # it listed the resources) does not end the process: wait for the API server and
+        # start it again, backing off, until SIGTERM/SIGINT
+        while probes.wait_for_api(stop):
+            started = time.monotonic()
+            thread = threading.Thread(target=_run_kopf, name="kopf", daemon=True, args=(
+                kopf, all_namespaces, namespaces, stop, probes.watching))
+            thread.start()
+            while thread.is_alive() and not stop.is_set():
+                thread.join(0.5)
+            probes.watching.clear()
+            if stop.is_set():
+                thread.join(30)
+                break
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            log.warning("the watches stopped; restarting them in %.0fs", delay)
+            stop.wait(delay)
+    finally:
+        operator.stop()
+        if elector is not None:
+            elector.release()  # a standby takes over at its next try, not after expiry
+    return 0
+
+
+def _lead(elector: Any, operator: Any, stop: threading.Event) -> None:
+    """Reconcile only while this replica holds the Lease. kopf watches either way, so a
+    standby's queue is full when it takes over; an API server outage longer than the renew
+    deadline makes the leader stand by (not exit) and compete again once it is back."""
+    while not stop.is_set():
+        metrics.LEADER.set(0)
+        operator.pause()
+        if not elector.acquire(stop):
+            return
+        metrics.LEADER.set(1)
+        operator.resume()
+        lost = threading.Event()
+        elector.hold(stop, lost.set)
+        while not stop.is_set() and not lost.wait(1.0):
+            pass
+
+
+def _run_kopf(kopf: Any, all_namespaces: bool, namespaces: Sequence[str],
+              stop: threading.Event, ready: threading.Event) -> None:
     try:
         kopf.run(
             standalone=True,  # one replica, no peering objects to read or write
             clusterwide=all_namespaces,
             namespaces=() if all_namespaces else list(namespaces),
-            liveness_endpoint=f"http://{settings.liveness_address}:{settings.liveness_port}"
-                              "/healthz",
+            stop_flag=stop,
+            ready_flag=ready,
         )
-    finally:
-        operator.stop()
-    return 0
+    except Exception as exc:  # noqa: BLE001 - the caller restarts it
+        log.warning("kopf stopped: %s", exc)
 
 
 def _own_namespace() -> str | None:

@@ -44,6 +44,9 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 #: Not part of the dashboard contract: every API call the operator's reconciles make
 #: (kopf's own watches excluded); the throughput benchmark divides it by trials.
+LEADER = Gauge("kubesweep_leader",
+               "1 while this replica holds the leader-election Lease (or runs without one)")
+LEADER.set(1)
 API_REQUESTS = Counter("kubesweep_api_requests", "Kubernetes API calls made by reconciles",
                        ["verb", "resource"])
 

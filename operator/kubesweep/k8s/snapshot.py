@@ -74,7 +74,8 @@ def observe(api: Api, namespace: str, name: str) -> Snapshot | None:
     snap.pods = objects.pods_by_trial(api.list_pods(namespace, selector(name)))
     container = spec.primary_container().get("name")
     for job in unrecorded:
-        pods = snap.pods.get(objects.trial_index(job) or -1, [])
+        index = objects.trial_index(job)
+        pods = snap.pods.get(index, []) if index is not None else []
         if objects.job_finished(job):
             pod = objects.result_pod(pods, container)
         elif spec.earlyTerminate is not None and not job["metadata"].get("deletionTimestamp"):
