@@ -614,6 +614,10 @@ class SweepSpec(_Model):
                                  "several there is no single best trial to compare)")
             if m.summary != "last":
                 raise ValueError(f"metrics[{i}].summary: only `last` with several metrics")
+            if m.impute != "worst" or m.imputeWhileRunning != "false":
+                raise ValueError(f"metrics[{i}]: impute and imputeWhileRunning need a single "
+                                 "metric (with several, a failed trial is left out of the "
+                                 "front and bayes treats it as worst)")
         if self.earlyTerminate is not None:
             raise ValueError("metrics: earlyTerminate needs a single metric (it ranks trials "
                              "by one curve); remove earlyTerminate or use `metric`")

@@ -52,6 +52,8 @@ def test_metric_list_becomes_metrics_and_a_single_entry_stays_metric():
     ({"metric": [{"name": "a", "summary": "best"}, {"name": "b"}]},
      "spec.metrics[0].summary", "only `last`"),
     ({"metrics": [{"name": "a"}, {"name": "a"}]}, "spec.metrics", "listed twice"),
+    ({"metric": [{"name": "a", "imputeWhileRunning": "best"}, {"name": "b"}]},
+     "spec.metrics[0]", "need a single metric"),
     ({"metrics": TWO, "metric": {"name": "q"}}, "spec.metrics", "not both"),
     ({"metrics": TWO, "earlyTerminate": {"type": "median"}}, "spec.metrics",
      "earlyTerminate needs a single metric"),

@@ -108,6 +108,10 @@ RULES: dict[str, list[dict[str, str]]] = {
         _rule("!has(self.metrics) || self.metrics.all(m, !has(m.summary) || "
               "m.summary == 'last')", "only `summary: last` with several metrics",
               ".metrics"),
+        _rule("!has(self.metrics) || self.metrics.all(m, (!has(m.impute) || "
+              "m.impute == 'worst') && (!has(m.imputeWhileRunning) || "
+              "m.imputeWhileRunning == 'false'))",
+              "impute and imputeWhileRunning need a single metric", ".metrics"),
         _rule("!has(self.warmStart) || self.method == 'bayes'",
               "only method bayes learns from earlier trials; remove warmStart or use bayes",
               ".warmStart"),
