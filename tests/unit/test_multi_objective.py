@@ -315,3 +315,18 @@ def test_warm_trials_from_another_sweep_carry_its_objective_value():
     trials = warm_trials(sweep)
     assert [(t.params, t.metrics["loss"]) for t in trials] == [({"x": 0.5, "y": 0.5}, 0.3)]
     assert warm_trials({"metadata": {"name": "bad"}, "spec": {"method": "nope"}}) == []
+
+
+def test_live_view_shows_each_objective_and_the_front_size():
+    import io
+    from types import SimpleNamespace
+
+    from kubesweep.local.view import View
+
+    tuner = Tuner(spec(metric=TWO))
+    tuner.add({"x": 0.1, "y": 0.1}, metrics={"acc": 0.9, "latency": 5})
+    tuner.add({"x": 0.2, "y": 0.1}, metrics={"acc": 0.8, "latency": 1})
+    lines = View(io.StringIO(), live=True)._live_lines(SimpleNamespace(tuner=tuner,
+                                                                       running={}))
+    assert "Pareto front 2 trials" in lines[0]
+    assert any("acc=0.9 latency=5" in line for line in lines[1:])

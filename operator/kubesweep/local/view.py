@@ -217,6 +217,9 @@ class View:
                          f"{progress}")
         for t in finished[-LIVE_FINISHED_ROWS:]:
             value = "" if t.value is None else f"{t.value:.6g}"
+            if len(tuner.objectives) > 1:
+                value = " ".join(f"{m.name}={short_value(t.metrics[m.name])}"
+                                 for m in tuner.objectives if m.name in t.metrics)
             lines.append(f"  {t.state:<10}{t.name}  {value}  {format_params(t.params)}")
         columns = shutil.get_terminal_size((120, 24)).columns
         return [line[:columns - 1] for line in lines]
