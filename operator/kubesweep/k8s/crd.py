@@ -119,14 +119,6 @@ RULES: dict[str, list[dict[str, str]]] = {
               "warmStart.results names local files, which the operator cannot read; name "
               "earlier Sweeps of this namespace in warmStart.sweeps instead",
               ".warmStart.results"),
-        _rule("has(self.metrics) == has(oldSelf.metrics) && "
-              "(!has(self.metrics) || self.metrics == oldSelf.metrics) && "
-              "has(self.constraints) == has(oldSelf.constraints) && "
-              "(!has(self.constraints) || self.constraints == oldSelf.constraints) && "
-              "has(self.warmStart) == has(oldSelf.warmStart) && "
-              "(!has(self.warmStart) || self.warmStart == oldSelf.warmStart)",
-              "metrics, constraints and warmStart may not change once a Sweep is created; to "
-              "change the search, create a new Sweep"),
         _rule("self.method != 'grid' || self.parameters.all(k, "
               "!has(self.parameters[k].probabilities))",
               "probabilities have no meaning in a grid search (it visits every value once; "
