@@ -197,8 +197,10 @@ class Parameter(_Model):
             if isinstance(item, str) and "\x00" in item:
                 raise ValueError(f"{item!r} contains a NUL byte (\\x00), which a command "
                                  "line or environment variable cannot carry; remove it")
-            # nan/inf cannot be stored as JSON (status, results file)
-            if isinstance(item, float) and not math.isfinite(item):
+            # nan/inf cannot be stored as JSON (status, results file); in `values` the
+            # model check names the entry (values[i]) instead
+            if isinstance(item, float) and not math.isfinite(item) and \
+                    not isinstance(value, list):
                 raise ValueError(f"{item} is not a finite number; use a finite value")
         return value
 
