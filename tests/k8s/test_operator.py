@@ -277,7 +277,7 @@ def test_invalid_sweeps_are_refused_by_kubectl_apply(cluster: ClusterHandle, nam
     changed["spec"]["method"] = "bayes"
     result = apply(cluster, namespace, changed, check=False)
     assert result.returncode != 0
-    assert "only parallelism and maxTrials" in result.stderr
+    assert "only parallelism, maxTrials" in result.stderr
 
 
 def test_spec_errors_the_schema_cannot_see_go_to_status(cluster: ClusterHandle,
