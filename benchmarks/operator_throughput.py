@@ -107,7 +107,7 @@ def run(kubeconfig: str, trials: int, parallelism: int, log_dir: Path) -> dict:
         deadline = time.monotonic() + 60
         while True:
             try:
-                scrape(f"http://127.0.0.1:{liveness_port}/healthz")
+                scrape(f"http://127.0.0.1:{liveness_port}/readyz")  # watches running
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:

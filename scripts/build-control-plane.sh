@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Build the real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler) from source via the Go module proxy, for the tests in tests/k8s.
+# kube-scheduler) and the real node's binaries (kubelet, kube-proxy, plus the test node's
+# own pause, fake-gpu-plugin and probe from tests/cluster/go/kubernetes/cmd) from source
+# via the Go module proxy, for the tests in tests/k8s; then packages pause and probe as
+# OCI image archives for the node's containerd (no registry).
 #
 # Output: ~/.cache/kubesweep/k8s-<version>/bin  (version: tests/cluster/VERSION)
+#         ~/.cache/kubesweep/images/{pause,probe}.tar   (tests/cluster/oci_archive.py)
 # Idempotent: does nothing when the binaries are there and were built from the current
 # tests/cluster/go/*/go.{mod,sum}. Go caches live under ~/.cache/kubesweep/go so CI can
 # cache that one directory. Set KUBESWEEP_CACHE to move everything elsewhere.
@@ -19,7 +23,9 @@ K8S_VERSION=$(tr -d '[:space:]' < "$CLUSTER/VERSION") || die "cannot read $CLUST
 [[ $K8S_VERSION =~ ^v1\.([0-9]+)\.[0-9]+$ ]] || die "bad version '$K8S_VERSION' in $CLUSTER/VERSION"
 K8S_MINOR=${BASH_REMATCH[1]}
 BIN="$CACHE/k8s-$K8S_VERSION/bin"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
+          pause fake-gpu-plugin probe)
+IMAGES="$CACHE/images"
 
 export GOMODCACHE="$CACHE/go/mod"
 export GOCACHE="$CACHE/go/build"
@@ -31,7 +37,8 @@ export GOWORK=off
 # The stamp ties the binaries to the exact module pins and build flags, so bumping a
 # version (or changing this script's flags) rebuilds instead of silently reusing.
 STAMP_INPUT=$(cat "$CLUSTER"/go/kubernetes/go.mod "$CLUSTER"/go/kubernetes/go.sum \
-  "$CLUSTER"/go/etcd/go.mod "$CLUSTER"/go/etcd/go.sum; echo "flags-v1")
+  "$CLUSTER"/go/etcd/go.mod "$CLUSTER"/go/etcd/go.sum; \
+  cat "$CLUSTER"/go/kubernetes/cmd/*/*.go; echo "flags-v2")
 STAMP=$(printf '%s' "$STAMP_INPUT" | sha256sum | cut -d' ' -f1)
 
 up_to_date() {
@@ -40,7 +47,27 @@ up_to_date() {
   [ "$(cat "$BIN/.stamp" 2>/dev/null)" = "$STAMP" ]
 }
 
+# The node's images (pause: the sandbox; probe: the tests' tool) are cheap to (re)make;
+# each archive's own stamp is the binary's hash plus the packer and the image name.
+node_images() {
+  local b name stamp
+  mkdir -p "$IMAGES"
+  for b in pause probe; do
+    name=$(python3 "$CLUSTER/oci_archive.py" --print-name "$b") || die "cannot run tests/cluster/oci_archive.py"
+    stamp=$( (sha256sum < "$BIN/$b"; sha256sum < "$CLUSTER/oci_archive.py"; echo "$name") | sha256sum | cut -d' ' -f1)
+    if [ -f "$IMAGES/$b.tar" ] && [ "$(cat "$IMAGES/.$b.stamp" 2>/dev/null)" = "$stamp" ]; then
+      continue
+    fi
+    python3 "$CLUSTER/oci_archive.py" --name "$name" --binary "$BIN/$b" \
+      --output "$IMAGES/$b.tar.tmp" || die "packaging the $b image failed"
+    mv "$IMAGES/$b.tar.tmp" "$IMAGES/$b.tar"
+    echo "$stamp" > "$IMAGES/.$b.stamp"
+    log "image $name: $IMAGES/$b.tar"
+  done
+}
+
 if up_to_date && [ "${1:-}" != "--force" ]; then
+  node_images
   log "up to date: $BIN"
   exit 0
 fi
@@ -88,7 +115,7 @@ log "building etcd ($(tr -d '[:space:]' < "$CLUSTER/ETCD_VERSION")) ..."
   || die "etcd build failed (module: tests/cluster/go/etcd)"
 log "etcd built after $((SECONDS - start))s"
 
-for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
   log "building $cmd $K8S_VERSION ..."
   (cd "$CLUSTER/go/kubernetes" && "${BUILD[@]}" -ldflags "$LDFLAGS" -o "$OUT/$cmd" \
       "k8s.io/kubernetes/cmd/$cmd") \
@@ -96,7 +123,15 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
   log "$cmd built after $((SECONDS - start))s"
 done
 
+# The test node's helpers: static (CGO_ENABLED=0), no version stamping needed.
+for cmd in pause fake-gpu-plugin probe; do
+  (cd "$CLUSTER/go/kubernetes" && "${BUILD[@]}" -ldflags "-s -w" -o "$OUT/$cmd" "./cmd/$cmd") \
+    || die "$cmd build failed (tests/cluster/go/kubernetes/cmd/$cmd)"
+done
+log "pause, fake-gpu-plugin, probe built after $((SECONDS - start))s"
+
 echo "$STAMP" > "$OUT/.stamp"
 rm -rf "$BIN"; mv "$OUT" "$BIN"
 trap - EXIT
+node_images
 log "done in $((SECONDS - start))s: $BIN"

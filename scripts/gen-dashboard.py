@@ -65,8 +65,9 @@ def row(title: str, y: int) -> dict[str, Any]:
 
 def timeseries(title: str, description: str, targets: list[dict[str, Any]],
                pos: tuple[int, int, int, int], unit: str = "short", stack: bool = False,
-               points: bool = False) -> dict[str, Any]:
-    """A time series panel; `points` draws samples only (one dot per finished trial)."""
+               points: bool = False, legend: bool = True) -> dict[str, Any]:
+    """A time series panel; `points` draws samples only (one dot per finished trial);
+    `legend=False` hides the legend (a series per trial would make it a wall)."""
     custom: dict[str, Any] = {"drawStyle": "points" if points else "line",
                               "lineWidth": 1, "fillOpacity": 20 if stack else 0,
                               "showPoints": "always" if points else "never",
@@ -74,7 +75,8 @@ def timeseries(title: str, description: str, targets: list[dict[str, Any]],
     if stack:
         custom["stacking"] = {"mode": "normal", "group": "A"}
     options = {"legend": {"displayMode": "table", "placement": "right",
-                          "calcs": ["lastNotNull"]},
+                          "calcs": ["lastNotNull"]} if legend else
+               {"displayMode": "hidden", "placement": "bottom", "showLegend": False},
                "tooltip": {"mode": "multi", "sort": "desc"}}
     return panel("timeseries", title, description, targets, pos, unit, custom, options)
 
@@ -146,15 +148,17 @@ def panels() -> list[dict[str, Any]]:
         [target(f"max by (namespace, sweep, metric) (kubesweep_sweep_best_value{{{SEL}}})",
                 SWEEP_LEGEND + " {{metric}}")],
         (0, 25, 12, 9)))
+    # kubesweep_trial_value has one series per trial (the newest 50 per sweep); a series
+    # is new for one rate interval after its trial finished, so `unless ... offset`
+    # draws each trial once, at the time it finished, however many finish per scrape
+    by = "namespace, sweep, metric, trial"
     out.append(timeseries(
         "Trial values", "The objective value of each finished trial: one point per trial, "
         "at the time it finished.",
-        [target(f"max by (namespace, sweep, metric) (kubesweep_trial_value{{{SEL}}}) "
-                f"and on (namespace, sweep) (sum by (namespace, sweep) "
-                f"(increase(kubesweep_trial_duration_seconds_count{{{SEL}}}"
-                f"[$__rate_interval])) > 0)",
-                SWEEP_LEGEND + " {{metric}}")],
-        (12, 25, 12, 9), points=True))
+        [target(f"max by ({by}) (kubesweep_trial_value{{{SEL}}}) unless max by ({by}) "
+                f"(kubesweep_trial_value{{{SEL}}} offset $__rate_interval)",
+                SWEEP_LEGEND + " trial {{trial}}")],
+        (12, 25, 12, 9), points=True, legend=False))
     out.append(row("Operator", 34))
     out.append(timeseries(
         "Suggest latency", "Time the search strategy takes to propose a batch, by method.",

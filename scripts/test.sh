@@ -8,8 +8,9 @@
 # Everything is installed into the virtualenv .venv of this checkout (created on the first
 # run), never into the system Python: on a fresh clone (as in CI) that is a fresh
 # virtualenv, so a test cannot rely on what happens to be installed. Builds the real
-# Kubernetes control plane from source on the first full run (cached under
-# ~/.cache/kubesweep; later runs reuse it).
+# Kubernetes control plane, kubelet and kube-proxy from source on the first full run
+# (cached under ~/.cache/kubesweep; later runs reuse it). Run as root on Debian 12: the
+# real node's packages come from apt and its tests need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,12 +42,22 @@ echo "== installing kubectl and helm" >&2
 TOOLS_BIN=$(bash scripts/install-tools.sh)
 export PATH="$TOOLS_BIN:$PATH"
 
+# the HTML report's tests open it in a real browser (no cluster needed: also when QUICK)
+echo "== installing Chromium (Debian package, headless)" >&2
+bash scripts/install-chromium.sh
+
 if [ -z "$QUICK" ]; then
   echo "== installing Prometheus and promtool (Debian package)" >&2
   bash scripts/install-prometheus.sh >&2
 
-  echo "== building the Kubernetes control plane (cached)" >&2
+  echo "== installing the real node's packages (containerd, runc, CNI plugins, buildah, ...)" >&2
+  bash scripts/install-node-deps.sh
+
+  echo "== building the Kubernetes control plane, kubelet, kube-proxy and node images (cached)" >&2
   bash scripts/build-control-plane.sh >&2
+
+  echo "== building the operator and trial images (buildah, mmdebstrap; cached)" >&2
+  bash scripts/build-images.sh >&2
 fi
 
 echo "== ruff" >&2

@@ -8,6 +8,10 @@
 # k8s.io/kubernetes is only consumable as a module when every k8s.io/* staging module
 # is replaced by its published v0.X.Y twin, so the replace list is read from the
 # release's own go.mod (its "=> ./staging/src/..." lines) rather than hand-maintained.
+# `go mod tidy` keeps what the module's packages import: go/kubernetes/tools.go (the
+# control plane, kubelet, kube-proxy) and go/kubernetes/cmd/* (the test node's pause,
+# probe and fake-gpu-plugin, which use k8s.io/kubelet's device-plugin API and gRPC), so
+# build-control-plane.sh can build all of them with -mod=readonly.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

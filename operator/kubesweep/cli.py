@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the Sweep CustomResourceDefinition (YAML)")
     crd.set_defaults(func=cmd_crd)
+
+    # trials / report / logs / best: the same commands as the kubectl plugin
+    from kubesweep.plugin import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -50,13 +50,21 @@ def _decimals(q: float) -> int:
     return max(0, -int(exponent))
 
 
-def _quantize(x: float, q: float) -> float | int:
-    """The multiple of q nearest to x, exactly as many decimals as q has.
+def _quantize(x: float, q: float, low: float | None = None,
+              high: float | None = None) -> float | int:
+    """The multiple of q nearest to x (and inside [low, high] when given), exactly as many
+    decimals as q has.
 
     A multiple of q has no more decimals than q itself, so rounding k·q to them only removes
     float noise (0.30000000000000004 → 0.3) and never moves the value off the lattice.
+    Bounds that are not multiples of q pull the nearest multiple inside them: W&B's
+    round(x / q) * q would give 0 for min 1, max 6, q 5, which the range excludes.
     """
     k = round(x / q)
+    if low is not None:
+        k = max(k, math.ceil(low / q - 1e-9))
+    if high is not None:
+        k = min(k, math.floor(high / q + 1e-9))
     if float(q).is_integer():
         return int(k * int(q))
     return round(k * q, _decimals(q)) + 0.0  # + 0.0: no -0.0
@@ -251,7 +259,7 @@ class Uniform(_Interval):
     def _finish(self, t: float) -> float | int:
         if self.q is None:
             return min(max(round_significant(t), self.low), self.high)
-        return _quantize(t, self.q)
+        return _quantize(t, self.q, self.low, self.high)
 
     def grid(self) -> list[Any]:
         if self.q is None:
@@ -284,7 +292,7 @@ class LogUniform(_Interval):
         x = math.exp(t)
         if self.q is None:
             return min(max(round_significant(x), self.param.min), self.param.max)
-        return _quantize(x, self.q)
+        return _quantize(x, self.q, self.param.min, self.param.max)
 
     def grid(self) -> list[Any]:
         if self.q is None:

@@ -41,8 +41,8 @@ MAX_GRID_POINTS = 100_000
 MAX_TRIALS = 10_000
 #: Most trials running at once (Jobs in flight per Sweep).
 MAX_PARALLELISM = 10_000
-#: Largest seed: the largest integer a JSON number (a float64 in the API server's schema
-#: checks) holds exactly; 2**63 - 1 would overflow there.
+#: Largest seed. The CRD's `maximum` is a float64 on the API server: 2**63 - 1 rounds to
+#: 2**63, overflows int64 and refused every seed; 2**53 - 1 is exact.
 MAX_SEED = 2**53 - 1
 #: Sum of `probabilities` may differ from 1 by this much (rounding in YAML).
 PROBABILITY_TOLERANCE = 1e-6
@@ -286,6 +286,14 @@ class Parameter(_Model):
                 f"int_uniform needs integer min and max (got {self.min:g}, {self.max:g}); use "
                 "'uniform' for real numbers"
             )
+        if dist in (Distribution.q_uniform, Distribution.q_log_uniform_values):
+            q = self.q if self.q is not None else 1.0
+            if math.floor(self.max / q + 1e-9) < math.ceil(self.min / q - 1e-9):
+                raise ValueError(
+                    f"no multiple of q={q:g} lies between min {self.min:g} and max "
+                    f"{self.max:g}, and {dist.value} only takes such multiples; widen the "
+                    "range or use a smaller q"
+                )
 
 
 def _is_integral(value: Any) -> bool:

@@ -1,6 +1,6 @@
 """The Helm chart, rendered offline: lint, Kubernetes schema validation of every object
 in several configurations, the values schema, RBAC shape, hardening, and the generated
-dashboard/rules files. Cluster tests are in tests/k8s/test_chart_install.py."""
+dashboard/rules files. Cluster tests are in tests/node/test_chart_install.py."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import Any
 
 # Variables that make the process see the harness's Python environment (and little
 # else from the host, as a container would).
-_INHERITED = ("HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "TZ", "USER")
+_INHERITED = ("HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "TZ")
 
 _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 

@@ -7,6 +7,11 @@ any other test directory can import them the same way).
 - `namespace` (function): a fresh namespace (default ServiceAccount ready), deleted after.
 - `start_cluster(tmp_path_factory, nodes)`: the same as a context manager, for a module
   that overrides `cluster` with other nodes (e.g. another working directory).
+- `real_node_cluster` (session): a cluster whose one node is real (containerd, kubelet,
+  kube-proxy, 2 fake GPUs; tests/cluster/real_node.py) and no process node. A test
+  directory whose tests all need it overrides `cluster` with it (tests/node/conftest.py),
+  so `namespace` works there too. Torn down at the end of the session, and the session
+  errors if anything of it is left on the host.
 """
 
 from __future__ import annotations
@@ -26,13 +31,18 @@ from typing import Any, TypeVar
 import kubernetes
 import pytest
 
-from .control_plane import ClusterState, LocalCluster, NodeSpec
+from . import real_node as rn
+from .control_plane import ClusterError, ClusterState, LocalCluster, NodeSpec
 from .paths import MissingBinaryError, tools_bin_dir
 
 EXTERNAL_KUBECONFIG_ENV = "KUBESWEEP_TEST_KUBECONFIG"
 # The nodes of the harness's own cluster: one node with 2 GPUs is enough for every
 # scheduling test and keeps pod placement deterministic.
 DEFAULT_NODES = [NodeSpec(name="kubesweep-node-0", gpus=2)]
+# The real node: 2 fake GPUs like the process node, so the same scheduling tests fit.
+REAL_NODE = rn.RealNodeSpec(name="kubesweep-real-0", gpus=2)
+# One real node per machine: another pytest session's may hold it for a while.
+REAL_NODE_WAIT = 1200.0
 
 T = TypeVar("T")
 
@@ -47,9 +57,15 @@ class ClusterHandle:
     local: LocalCluster | None = None
 
     @property
+    def real_node(self) -> rn.RealNodeSpec | None:
+        """The local real node (containerd + kubelet), if this cluster has one."""
+        return self.local.real_node if self.local else None
+
+    @property
     def is_local(self) -> bool:
-        """True when pods run as processes on this machine (the harness's node agent)."""
-        return self.local is not None
+        """True when pods run as processes on this machine (the harness's node agent);
+        False on a cluster with the real node (pods run in containers there)."""
+        return self.local is not None and self.local.real_node is None
 
     @property
     def state(self) -> ClusterState | None:
@@ -113,10 +129,12 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str,
 
 @contextlib.contextmanager
 def start_cluster(tmp_path_factory: pytest.TempPathFactory,
-                  nodes: list[NodeSpec] | None = None) -> Iterator[ClusterHandle]:
+                  nodes: list[NodeSpec] | None = None,
+                  real_node: rn.RealNodeSpec | None = None) -> Iterator[ClusterHandle]:
     """$KUBESWEEP_TEST_KUBECONFIG's cluster if set, else a local one with `nodes`
-    (default DEFAULT_NODES) started from the binaries of scripts/build-control-plane.sh,
-    stopped on exit. For fixture variants, e.g. a module whose node runs pods elsewhere."""
+    (default DEFAULT_NODES; pass [] for none) and `real_node` started from the binaries
+    of scripts/build-control-plane.sh, stopped on exit. For fixture variants, e.g. a
+    module whose node runs pods elsewhere."""
     external = os.environ.get(EXTERNAL_KUBECONFIG_ENV)
     missing = None
     try:
@@ -132,10 +150,14 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory,
         finally:
             api.close()
         return
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes or DEFAULT_NODES)
+    local = LocalCluster(tmp_path_factory.mktemp("real-node" if real_node else "cluster"),
+                         DEFAULT_NODES if nodes is None else nodes, real_node=real_node,
+                         real_node_wait=REAL_NODE_WAIT)
     try:
-        state = local.start()
-    except MissingBinaryError as e:
+        # A real node pulls images from no registry and builds nothing: allow for a
+        # loaded 2-core machine importing large image archives.
+        state = local.start(timeout=600.0 if real_node else 180.0)
+    except (MissingBinaryError, rn.RealNodeError, ClusterError) as e:
         missing = str(e)
     if missing:
         pytest.fail(missing, pytrace=False)
@@ -145,6 +167,8 @@ def start_cluster(tmp_path_factory: pytest.TempPathFactory,
     finally:
         api.close()
         local.stop()
+    assert not local.teardown_problems, (
+        f"the real node's teardown failed: {local.teardown_problems}")
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +176,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]
     """A real cluster for the session: $KUBESWEEP_TEST_KUBECONFIG if set, else a local
     one started from the binaries of scripts/build-control-plane.sh."""
     with start_cluster(tmp_path_factory) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def real_node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    """A cluster with one real node (REAL_NODE) and no process node, for the session
+    ($KUBESWEEP_TEST_KUBECONFIG's cluster instead, if set)."""
+    with start_cluster(tmp_path_factory, nodes=[], real_node=REAL_NODE) as handle:
         yield handle
 
 

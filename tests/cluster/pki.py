@@ -98,9 +98,18 @@ def _issue(pki: Pki, name: str, subject: str, extensions: str) -> None:
     (d / f"{name}.ext").unlink()
 
 
-def generate(directory: Path) -> Pki:
-    """Create a fresh CA, the API server's serving cert, its kubelet client cert, the
-    node agent's serving cert and the service-account signing key pair in `directory`."""
+def issue_client(pki: Pki, name: str, user: str, group: str | None = None) -> tuple[Path, Path]:
+    """A client certificate `<name>.crt`/`.key` for `user` (CN) in `group` (O), signed by
+    the CA; e.g. the real node's kubelet (system:node:<node>, system:nodes)."""
+    subject = (f"/O={group}" if group else "") + f"/CN={user}"
+    _issue(pki, name, subject, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    return pki.path(f"{name}.crt"), pki.path(f"{name}.key")
+
+
+def generate(directory: Path, apiserver_ips: tuple[str, ...] = ()) -> Pki:
+    """Create a fresh CA, the API server's serving cert (also valid for `apiserver_ips`),
+    its kubelet client cert, the node agent's serving cert and the service-account
+    signing key pair in `directory`."""
     if shutil.which("openssl") is None:
         raise RuntimeError("the openssl CLI is needed to create the test cluster's certificates")
     directory.mkdir(parents=True, exist_ok=True)
@@ -113,7 +122,8 @@ def generate(directory: Path) -> Pki:
              cwd=directory)
     server = "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
     _issue(pki, "apiserver", "/CN=kube-apiserver",
-           server + f"subjectAltName={_APISERVER_SANS}\n")
+           server + f"subjectAltName={_APISERVER_SANS}"
+           + "".join(f",IP:{ip}" for ip in apiserver_ips) + "\n")
     # system:masters lets the API server reach every kubelet endpoint (logs).
     _issue(pki, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")

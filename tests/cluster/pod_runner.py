@@ -154,6 +154,8 @@ class PodRunner:
         self._report_lock = threading.Lock()
         self.deleting = threading.Event()
         self.done = threading.Event()
+        #: set when the pod vanished or the agent stops: no more status reports
+        self.stopped = threading.Event()
         self._confirmed = False
         self._confirm_lock = threading.Lock()
         self._kill_timer: threading.Timer | None = None
@@ -190,6 +192,7 @@ class PodRunner:
 
     def kill(self) -> None:
         """Stop every process now (pod vanished or the agent is shutting down)."""
+        self.stopped.set()
         self.deleting.set()
         self._signal_all(signal.SIGTERM)
         timer = threading.Timer(3.0, self._signal_all, (signal.SIGKILL,))
@@ -508,7 +511,12 @@ class PodRunner:
         body = {"metadata": {"uid": self.uid}, "status": self._status(reason, message)}
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}/status"
         with self._report_lock:  # keep reports in order
-            for attempt in range(5):
+            # like a kubelet's status sync, keep trying through an API server outage: a
+            # final status given up on would leave the pod Running (and its Job active)
+            # forever
+            attempt = 0
+            while not self.stopped.is_set():
+                attempt += 1
                 try:
                     self.ctx.rest.request("PATCH", path, body,
                                           content_type=STRATEGIC_MERGE_PATCH)
@@ -521,4 +529,4 @@ class PodRunner:
                     log.warning("status of %s/%s: %s", self.namespace, self.name, e)
                 if self._confirmed:
                     return
-                time.sleep(0.2 * 2 ** attempt)
+                self.stopped.wait(min(0.2 * 2 ** attempt, 5.0))

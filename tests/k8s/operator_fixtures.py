@@ -57,6 +57,10 @@ class OperatorProcess:
     def start(self, *extra: str, ready: bool = True) -> None:
         """Start the operator and wait until its readiness probe says ready (its watches
         run), or with `ready=False` only until its liveness probe answers."""
+        if self.starts:
+            # fresh ports on a restart: the old ones may have been taken meanwhile (as an
+            # ephemeral source port of some connection), and a bind would then fail
+            self.metrics_port, self.liveness_port = free_port(), free_port()
         scope = ["--all-namespaces"] if self.namespace == "*" else \
             ["--namespace", self.namespace]
         args = [sys.executable, "-m", "kubesweep.cli", "operator", *scope,
@@ -72,7 +76,8 @@ class OperatorProcess:
                                          stdin=subprocess.DEVNULL, env=env,
                                          start_new_session=True)
         path = "/readyz" if ready else "/healthz"
-        wait_for(lambda: self._alive(path), 60, f"the operator's {path}", self.hint())
+        # generous: importing kopf, kubernetes and numpy takes a while on a loaded machine
+        wait_for(lambda: self._alive(path), 180, f"the operator's {path}", self.hint())
 
     def _alive(self, path: str = "/healthz") -> bool:
         assert self.proc is not None
@@ -217,7 +222,8 @@ def sweep_manifest(name: str, command: str, *, parameters: dict[str, Any] | None
         "metric": {"name": "loss", "goal": "minimize"},
         "parameters": parameters or {"x": {"distribution": "uniform", "min": 0, "max": 1}},
         "trialTemplate": {"spec": {"template": {"spec": {"containers": [{
-            "name": "trial", "image": "python:3.12-slim",
+            # the built trial image: python and kubesweep, imported on the real node
+            "name": "trial", "image": "ghcr.io/kubesweep/trial-sklearn:0.1.0",
             "command": ["python", "-c", command]}]}}}},
     }
     if method != "grid":

@@ -22,7 +22,9 @@ from tests.cluster.fixtures import ClusterHandle, wait_for
 
 pytestmark = pytest.mark.k8s
 
-IMAGE = "python:3.12-slim"  # ignored by the node agent; real clusters pull it
+# The example trial image (scripts/build-images.sh): it has `python` and kubesweep, the
+# real node has it imported (nothing is pulled) and the node agent ignores images.
+IMAGE = "ghcr.io/kubesweep/trial-sklearn:0.1.0"
 
 
 def python_container(script: str, name: str = "main", **extra: Any) -> dict[str, Any]:

@@ -55,7 +55,9 @@ def test_failing_trials_are_recorded_with_reasons(cluster: ClusterHandle, namesp
                "    import kubesweep; kubesweep.report(loss=0.5, acc=0.8)\n"
                "if m == 'termination-only':\n"
                "    import json, os\n"
-               "    with open(os.environ['KUBESWEEP_TERMINATION_MESSAGE_PATH'], 'w') as f:\n"
+               "    path = os.environ.get('KUBESWEEP_TERMINATION_MESSAGE_PATH',\n"
+               "                          '/dev/termination-log')  # the real node's\n"
+               "    with open(path, 'w') as f:\n"
                "        json.dump({'loss': 0.125}, f)\n")
     apply(cluster, namespace, sweep_manifest(
         "fails", command, method="grid", parallelism=5,
@@ -277,7 +279,10 @@ def test_invalid_sweeps_are_refused_by_kubectl_apply(cluster: ClusterHandle, nam
     changed["spec"]["method"] = "bayes"
     result = apply(cluster, namespace, changed, check=False)
     assert result.returncode != 0
-    assert "only parallelism, maxTrials" in result.stderr
+    from kubesweep.rules import MUTABLE_FIELDS
+
+    assert f"only {', '.join(MUTABLE_FIELDS)} may change once a Sweep is created" in \
+        result.stderr
 
 
 def test_spec_errors_the_schema_cannot_see_go_to_status(cluster: ClusterHandle,

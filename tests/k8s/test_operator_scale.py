@@ -1,6 +1,7 @@
-"""A Sweep holding 10,000 finished trials × 10 parameters: the API server stores its
-status (well under the object size limit), and the operator resumes from it — rebuilds
-the tuner from the compact history — and runs the one remaining trial."""
+"""A Sweep holding 10,000 finished trials × 10 parameters × 4 metrics: the API server
+stores its status (under 1 MiB, well under the object size limit), and the operator
+resumes from it — rebuilds the tuner from the compact history — and runs the one
+remaining trial."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from kubesweep.k8s.names import job_name
 from kubesweep.k8s.status import build_status, spec_hashes
-from kubesweep.spec import parse_spec
+from kubesweep.spec import MAX_TRIALS, parse_spec
 from kubesweep.tuner import Trial, Tuner
 from tests.cluster.fixtures import ClusterHandle
 from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
@@ -30,7 +31,8 @@ from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
 )
 
 pytestmark = pytest.mark.k8s
-DONE = 10_000
+#: trials already recorded; the operator runs one more, up to the largest budget
+DONE = MAX_TRIALS - 1
 
 
 def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, crd: Path,
@@ -45,7 +47,9 @@ def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, c
     trials = [Trial(i, job_name("big", i),
                     {**{f"p{j}": float(f"{rng.random():.6g}") for j in range(9)},
                      "act": ["relu", "tanh", "gelu"][i % 3]},
-                    "succeeded", 1.0 + float(rng.random()))
+                    "succeeded", 1.0 + float(rng.random()),
+                    metrics={"loss": float(rng.random()), "accuracy": float(rng.random()),
+                             "lr_now": float(rng.random()), "epoch": float(i % 50)})
               for i in range(DONE)]
     tuner = Tuner(spec, name="big")
     tuner.trials = trials  # a finished history, as an earlier operator would have written
@@ -69,12 +73,19 @@ def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, c
     finally:
         op.stop()
     assert final["status"]["phase"] == "Succeeded"
+    size = len(json.dumps(final, separators=(",", ":")))
+    assert size < 1024 * 1024, size  # 10,000 trials as the operator itself wrote them
     records = trial_records(final)
     assert len(records) == DONE + 1
     assert [r["index"] for r in records] == list(range(DONE + 1))
     assert records[DONE]["value"] == 0.5
     assert final["status"]["bestValue"] == 0.5
-    assert [j["metadata"]["name"] for j in jobs(cluster, namespace, "big")] == ["big-10000"]
+    assert [j["metadata"]["name"] for j in jobs(cluster, namespace, "big")] == \
+        [f"big-{DONE}"]
     # the history read back is the one written
     assert all(r["params"] == t.params and r["value"] == t.value
                for r, t in zip(records, trials, strict=False))
+    # every trial's metrics too (float32: ~7 significant digits), and the new trial's
+    assert all(r["metrics"] == {k: float(f"{np.float32(v):.7g}") for k, v in t.metrics.items()}
+               for r, t in zip(records, trials, strict=False))
+    assert records[DONE]["metrics"] == {"loss": 0.5}

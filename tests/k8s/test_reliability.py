@@ -8,6 +8,7 @@ a NUL byte in a value.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -152,6 +153,37 @@ def test_dollar_references_in_values_arrive_verbatim(
     records = trial_records(sweep)
     assert len(records) == 3
     assert all(r["state"] == "succeeded" and r["value"] == 0 for r in records), records
+
+
+def test_a_secret_the_trial_prints_stays_in_its_log(
+        cluster: ClusterHandle, namespace: str, operator: OperatorProcess):
+    """A trial reads a Secret and prints it amid its output (as careless code does): the
+    value is in that trial's own log, and nowhere the operator writes (status, events,
+    its log, metric labels), which keep only `name=value` metric lines."""
+    secret = "s3cr3t-8d1f0c"
+    cluster.core().create_namespaced_secret(namespace, kubernetes.client.V1Secret(
+        metadata=kubernetes.client.V1ObjectMeta(name="apikey"), string_data={"key": secret}))
+    trial = ("import os\n"
+             "print('connecting with', os.environ['API_KEY'])\n"
+             "print(f'token={os.environ[\"API_KEY\"]}')\n"   # not a number: no metric
+             "print('loss=0.25')\n"
+             "print('done')\n")
+    manifest = sweep_manifest("secretive", trial, maxTrials=2, parallelism=2)
+    container = manifest["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "apikey", "key": "key"}}}]
+    apply(cluster, namespace, manifest)
+    sweep = wait_phase(cluster, operator, namespace, "secretive")
+    assert sweep["status"]["phase"] == "Succeeded"
+    # the trial printed it: its own log has it (kubectl logs shows what the code printed)
+    pod = cluster.core().list_namespaced_pod(
+        namespace, label_selector="kubesweep.io/sweep=secretive").items[0]
+    assert secret in cluster.core().read_namespaced_pod_log(pod.metadata.name, namespace)
+    # the operator copied it nowhere
+    assert secret not in json.dumps(sweep)
+    assert secret not in json.dumps(events(cluster, namespace, "secretive"))
+    assert secret not in operator.metrics()
+    assert operator.log_path.exists() and secret not in operator.log_path.read_text()
 
 
 def test_a_nul_byte_in_a_value_is_refused_at_validation(

@@ -294,3 +294,47 @@ def test_non_finite_values_fail_the_trial_and_never_reach_the_results_file(tmp_p
         assert by_x[bad]["state"] == "failed" and by_x[bad]["value"] is None
         assert by_x[bad]["reason"].startswith("reported loss=")
     assert by_x["0.5"]["state"] == "succeeded" and by_x["0.5"]["metrics"] == {"loss": 0.5}
+
+
+def test_summary_shows_importance_and_results_can_be_looked_at(tmp_path):
+    """A real local run, then the look-at-results commands on its directory."""
+    sweep = write_sweep(tmp_path, """
+        import sys
+        x, unused = float(sys.argv[1]), sys.argv[2]
+        print(f"loss={(x - 0.3) ** 2} acc={1 - x}")
+    """, maxTrials=12, parallelism=3, seed=1,
+        parameters={"x": {"min": 0.0, "max": 1.0}, "unused": {"values": ["a", "b", "c"]}})
+    manifest = yaml.safe_load(sweep.read_text())
+    manifest["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0][
+        "command"].append("${params.unused}")
+    sweep.write_text(yaml.safe_dump(manifest))
+    proc = kubesweep("run", str(sweep), "--plain", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(li for li in proc.stdout.splitlines() if li.startswith("parameter importance"))
+    assert line.startswith("parameter importance (fANOVA): x 0.9"), line
+
+    results_dir = "kubesweep-results/t"
+    records = {t["index"]: t for t in ended(tmp_path / results_dir / "trials.jsonl")}
+    listed = json.loads(kubesweep("trials", results_dir, "-o", "json", cwd=tmp_path).stdout)
+    assert [t["index"] for t in listed] == sorted(records)
+    assert all(t["params"] == records[t["index"]]["params"] and
+               t["value"] == records[t["index"]]["value"] and
+               t["metrics"] == records[t["index"]]["metrics"] for t in listed)
+    best = min(records.values(), key=lambda t: t["value"])
+    shown = kubesweep("best", results_dir, cwd=tmp_path)
+    assert json.loads(shown.stdout) == best["params"]
+    wide = kubesweep("trials", results_dir, "-o", "wide", "--sort", "value", cwd=tmp_path)
+    assert wide.stdout.splitlines()[1].startswith(f"{best['index']}*")
+    assert "parameter importance (fANOVA): x" in wide.stdout
+    logs = kubesweep("logs", results_dir, str(best["index"]), cwd=tmp_path)
+    assert f"loss={best['value']}" in logs.stdout
+    report = kubesweep("report", results_dir, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / results_dir / "report.html").stat().st_size > 1_000_000
+
+
+def test_looking_at_missing_results_is_one_clear_line(tmp_path):
+    proc = kubesweep("trials", "kubesweep-results/none", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: kubesweep-results/none: no results here")
+    assert "Traceback" not in proc.stderr

@@ -103,11 +103,15 @@ class World:
         self.job(index)["status"] = {"startTime": iso(self.now), "active": 1}
         self.logs[pod["metadata"]["name"]] = log
 
-    def finish(self, index: int, log: str, exit_code: int = 0) -> None:
-        """The trial's container exits; the Job controller marks the Job."""
+    def finish(self, index: int, log: str, exit_code: int = 0, reason: str = "") -> None:
+        """The trial's container exits (the kubelet's `reason`, e.g. OOMKilled); the Job
+        controller marks the Job."""
         phase = "Succeeded" if exit_code == 0 else "Failed"
+        terminated = {"exitCode": exit_code, "message": log[-80:]}
+        if reason:
+            terminated["reason"] = reason
         pod = self.pod(index, phase, containerStatuses=[{"name": "trial", "state": {
-            "terminated": {"exitCode": exit_code, "message": log[-80:]}}}])
+            "terminated": terminated}}])
         self.logs[pod["metadata"]["name"]] = log
         cond = {"type": "Complete", "status": "True"} if exit_code == 0 else \
             {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
@@ -174,6 +178,16 @@ def test_a_crashed_trial_fails_quoting_its_last_line_and_the_job_controller():
     assert trial["reason"] == ("exited with code 1: ValueError: boom (BackoffLimitExceeded: "
                                "Job has reached the specified backoff limit)")
     assert next(e for e in plan.events if e.reason == "TrialFailed").type == "Warning"
+
+
+def test_a_trial_the_kubelet_killed_for_memory_fails_as_oom_killed():
+    w = World()
+    w.step()
+    w.finish(0, "epoch 1\n", exit_code=137, reason="OOMKilled")
+    w.step()
+    assert w.trials()[0]["reason"] == (
+        "exited with code 137: epoch 1 (OOMKilled: the container exceeded its memory limit; "
+        "BackoffLimitExceeded: Job has reached the specified backoff limit)")
 
 
 def test_a_trial_without_the_metric_fails_saying_what_it_printed():

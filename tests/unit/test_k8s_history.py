@@ -70,9 +70,38 @@ def test_curves_are_kept_for_early_termination():
     assert history.decode(packed, str)[0]["history"] == [[1.0, 0.9], [2.0, 0.3]]
 
 
+def test_every_trials_metrics_are_kept_as_float32():
+    trials = [Trial(0, "a-0", {"x": 0.1}, "succeeded", 1 / 3,
+                    metrics={"loss": 1 / 3, "acc": 0.91, "step": 30.0}),
+              Trial(1, "a-1", {"x": 0.2}, "failed", None, metrics={"loss": 2.5}),
+              Trial(2, "a-2", {"x": 0.3}, "stopped", None)]
+    records = history.decode(json.loads(json.dumps(history.encode(trials, {}))), str)
+    assert [r["metrics"] for r in records] == [
+        {"loss": 0.3333333, "acc": 0.91, "step": 30.0}, {"loss": 2.5}, {}]
+    assert records[0]["value"] == 1 / 3  # the objective itself keeps full precision
+
+
+def test_metrics_are_bounded_to_the_most_reported_names():
+    trials = [Trial(i, f"a-{i}", {"x": 0.1}, "succeeded", 1.0,
+                    metrics={f"m{j}": float(j) for j in range(i % 12 + 1)})
+              for i in range(24)]
+    packed = history.encode(trials, {})
+    kept = history.metric_names(trials)
+    assert len(packed["metrics"]) == history.MAX_METRICS
+    assert set(packed["metrics"]) == set(kept) == {f"m{j}" for j in range(8)}
+    records = history.decode(packed, str)
+    assert records[11]["metrics"] == {f"m{j}": float(j) for j in range(8)}
+
+
+def test_a_history_without_metrics_decodes_to_empty_metrics():
+    packed = history.encode([Trial(0, "a-0", {"x": 0.1}, "succeeded", 1.0)], {})
+    assert "metrics" not in packed
+    assert history.decode(packed, str)[0]["metrics"] == {}
+
+
 def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
-    """The issue's bound: a 10,000-trial sweep with 10 parameters keeps the whole Sweep
-    object (spec + status, as JSON) under 1 MiB."""
+    """The issue's bound: a 10,000-trial sweep with 10 parameters and 4 metrics per trial
+    keeps the whole Sweep object (spec + status, as JSON) under 1 MiB."""
     params = {f"lr{i}": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1.0}
               for i in range(7)}
     params["layers"] = {"min": 1, "max": 64}
@@ -90,7 +119,8 @@ def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
         state = "failed" if i % 10 == 0 else "succeeded"
         value = None if state == "failed" else float(rng.normal())
         trials.append(Trial(i, f"a-long-sweep-name-{i}", p, state, value,
-                            metrics={"loss": 0.1, "val_acc": 0.9, "epoch": 30.0},
+                            metrics={"loss": float(rng.random()), "val_acc": float(rng.random()),
+                                     "lr_now": float(rng.random()), "epoch": 30.0},
                             reason="exited with code 1 (BackoffLimitExceeded)"
                             if state == "failed" else None))
     tuner = Tuner(spec, name="a-long-sweep-name")
@@ -101,11 +131,14 @@ def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
              "metadata": {"name": "a-long-sweep-name", "namespace": "default"},
              "spec": raw_spec, "status": status}
     size = len(json.dumps(sweep, separators=(",", ":")))
-    print(f"Sweep object with 10,000 trials x 10 parameters: {size / 1024:.0f} KiB")
+    print(f"Sweep object with 10,000 trials x 10 parameters x 4 metrics: "
+          f"{size / 1024:.0f} KiB")
     assert size < MIB, f"{size} bytes"
     # and it is a faithful record
     records = history.decode(status["history"], lambda i: f"a-long-sweep-name-{i}")
     assert len(records) == 10_000
     assert all(r["params"] == t.params and r["value"] == t.value and r["state"] == t.state
+               for r, t in zip(records, trials, strict=True))
+    assert all(r["metrics"] == {k: float(f"{np.float32(v):.7g}") for k, v in t.metrics.items()}
                for r, t in zip(records, trials, strict=True))
     assert not any(math.isnan(r["value"]) for r in records if r["value"] is not None)

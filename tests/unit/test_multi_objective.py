@@ -281,7 +281,11 @@ def test_history_keeps_objective_and_constraint_columns():
     records = history.decode(packed)
     assert records[0]["metrics"] == {"acc": 0.9, "mem": 3.0}
     assert records[1]["metrics"] == {"acc": 0.5}
-    assert "metrics" not in history.encode(trials, {})
+    # objectives and constrained metrics are kept even beyond the most-reported few
+    many = [Trial(0, "s-0", {"x": 0.5}, "succeeded", None,
+                  {**{f"m{i}": 1.0 for i in range(12)}, "zz_mem": 3.0})]
+    kept = history.decode(history.encode(many, {}, metric_names=["zz_mem"]))[0]["metrics"]
+    assert kept["zz_mem"] == 3.0
 
 
 def test_status_lists_the_pareto_front_and_warm_start():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kubesweep.space import Space, round_significant
-from kubesweep.spec import parse_spec
+from kubesweep.spec import Parameter, parse_spec
 from tests.helpers import make_spec
 
 N = 4000
@@ -155,3 +155,21 @@ def test_round_significant():
     assert round_significant(0.123456789) == 0.123457
     assert round_significant(0.0) == 0.0
     assert math.isnan(round_significant(float("nan")))
+
+
+def test_q_values_stay_inside_bounds_that_are_not_multiples_of_q():
+    # W&B's round(x / q) * q gives 0 here, which the range excludes
+    space = Space({"a": Parameter.model_validate(
+        {"distribution": "q_uniform", "min": 1, "max": 6, "q": 5})})
+    rng = np.random.default_rng(0)
+    assert {space.sample(rng)["a"] for _ in range(200)} == {5}
+    assert space.decode(np.array([0.0])) == {"a": 5}
+    log = Space({"b": Parameter.model_validate(
+        {"distribution": "q_log_uniform_values", "min": 3, "max": 100, "q": 4})})
+    values = {log.sample(rng)["b"] for _ in range(300)}
+    assert min(values) >= 4 and max(values) <= 100 and all(v % 4 == 0 for v in values)
+
+
+def test_a_q_range_without_a_multiple_of_q_is_refused():
+    with pytest.raises(ValueError, match="no multiple of q=5 lies between min 1 and max 3"):
+        Parameter.model_validate({"distribution": "q_uniform", "min": 1, "max": 3, "q": 5})

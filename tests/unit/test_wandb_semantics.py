@@ -84,8 +84,10 @@ def test_values_may_be_lists_objects_and_null():
 
 
 def test_bad_value_is_named_without_a_misleading_type_message():
-    [(path, msg)] = problems(make_spec({"x": {"values": [1, float("nan")]}}))
-    assert path == "spec.parameters.x" and msg == "values[1]: nan is not a finite number"
+    [(path, msg)] = problems(make_spec({"x": {"values": [[2, 3], {"a": float("inf")}]}}))
+    assert path == "spec.parameters.x" and msg == "values[1]: inf is not a finite number"
+    [(path, msg)] = problems(make_spec({"x": {"values": [[2, 3], {1, 2}]}}))
+    assert msg == "values[1]: set is not a JSON value"
 
 
 # -- nested parameters --------------------------------------------------------------------

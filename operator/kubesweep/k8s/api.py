@@ -106,9 +106,17 @@ class Api:
             API_GROUP, VERSION, namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT),
             ok=(404,))
 
-    def patch_sweep_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """Merge-patch the Sweep's status subresource."""
-        body = {"status": patch}
+    def patch_sweep_status(self, namespace: str, name: str, patch: dict[str, Any],
+                           resource_version: str | None = None) -> str | None:
+        """Merge-patch the Sweep's status subresource; returns the new resourceVersion.
+
+        With `resource_version` the write only succeeds if the Sweep is still at that
+        version (else ApiError 409): a pass that decided from a stale read must not
+        overwrite results a newer write recorded (the history is one compressed field).
+        """
+        body: dict[str, Any] = {"status": patch}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         # a NaN would be sent as bare `NaN`, which the API server refuses: fail here, naming
         # it (decide keeps every float finite, so this is a bug guard)
         json.dumps(body, allow_nan=False)
@@ -120,6 +128,7 @@ class Api:
         if version:
             self.own_writes.setdefault((namespace, name), collections.deque(maxlen=8)) \
                 .append(version)
+        return version
 
     def wrote(self, namespace: str, name: str, resource_version: str | None) -> bool:
         """True when `resource_version` of the Sweep is one of the operator's own writes."""

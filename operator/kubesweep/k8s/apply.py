@@ -1,7 +1,8 @@
 """The last step of a pass: carry out a `Plan`. The only code of a pass that writes.
 
 The order survives a crash at any instant (see `decide`): the results of trials ended in
-this pass go into the status before any Job is deleted; new Jobs have deterministic
+this pass go into the status before any Job is deleted, and only if the Sweep is still at
+the resourceVersion the pass read (409 otherwise: decide again); new Jobs have deterministic
 names (AlreadyExists is success); the final status write only summarises; events and
 metrics come last (a lost event loses no data).
 """
@@ -29,8 +30,12 @@ def apply(plan: Plan, api: Api) -> Applied:
     written: the caller decides again with the refusals (`Snapshot.rejected`)."""
     ns, name = plan.namespace, plan.name
     done = Applied()
+    # each status write is conditional on the version this pass read (or wrote last): a
+    # concurrent writer (a second replica, a hand edit) makes it fail with 409 and the
+    # pass is decided again from a fresh read, so no write drops a recorded result
+    version = (plan.sweep.get("metadata") or {}).get("resourceVersion")
     if plan.record:
-        api.patch_sweep_status(ns, name, plan.record)
+        version = api.patch_sweep_status(ns, name, plan.record, version)
     for job in plan.delete:
         api.delete_job(ns, job)
     for job, notes in plan.annotate.items():
@@ -53,7 +58,7 @@ def apply(plan: Plan, api: Api) -> Applied:
         _report(plan, api)
         return done
     if plan.status:
-        api.patch_sweep_status(ns, name, plan.status)
+        api.patch_sweep_status(ns, name, plan.status, version)
     for job in plan.prune:
         api.delete_job(ns, job)
     _report(plan, api)
@@ -71,7 +76,7 @@ def _report(plan: Plan, api: Api) -> None:
                               gauges.metric or "", gauges.best)
     for ended in plan.ended:
         if ended.value is not None and gauges is not None and gauges.metric:
-            metrics.TRIAL_VALUE.labels(ns, name, gauges.metric).set(ended.value)
+            metrics.set_trial_value(ns, name, gauges.metric, ended.index, ended.value)
         if ended.duration is not None:
             metrics.TRIAL_DURATION.labels(ns, name, ended.state).observe(ended.duration)
     for event in plan.events:

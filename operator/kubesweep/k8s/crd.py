@@ -274,15 +274,15 @@ def _status_schema() -> dict[str, Any]:
                     "reasons": {"type": "object", "additionalProperties": text,
                                 "description": "Why each failed or stopped trial ended, by "
                                 "trial index (the most recent ones)."},
-                    "metrics": {"type": "object", "additionalProperties": text,
-                                "description": "Each objective's and constrained metric's "
-                                "value by name (zlib-compressed, base64 float64 per trial, "
-                                "NaN when not reported): what several objectives, "
-                                "constraints and warm starts need."},
                     "curves": {"type": "object", "additionalProperties": text,
                                "description": "Intermediate (step, value) reports by trial "
                                "index, for early termination (zlib-compressed, base64 "
                                "little-endian float64 (step, value) pairs)."},
+                    "metrics": {"type": "object", "additionalProperties": text,
+                                "description": "Last value of each trial's other metrics, "
+                                "by metric name (up to 8 names, plus every objective and "
+                                "constrained metric; base64 float32, NaN when a trial did "
+                                "not report it)."},
                 },
             },
             "paretoFront": {

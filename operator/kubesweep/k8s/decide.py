@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesweep import rules
-from kubesweep.k8s import history, objects
+from kubesweep.k8s import objects
 from kubesweep.k8s.jobs import render_job
 from kubesweep.k8s.names import DISRUPTIONS_ANNOTATION, PARAMS_ANNOTATION, job_name
-from kubesweep.k8s.recovery import history_problem
+from kubesweep.k8s.recovery import read_history, readable_indices
 from kubesweep.k8s.snapshot import Snapshot
 from kubesweep.k8s.status import (
     build_status,
@@ -77,6 +77,8 @@ class Ended:
     state: str
     value: float | None
     duration: float | None
+    #: the trial's index (its own kubesweep_trial_value series)
+    index: int
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def decide(snap: Snapshot, now: datetime.datetime, settings: Settings) -> Plan:
         return _invalid(plan, exc, status, generation, now)
     phase = status.get("phase")
     if phase in FINISHED_PHASES and status.get("observedGeneration") == generation and \
-            not history_problem(status.get("history")):
+            readable_indices(status.get("history")) is not None:
         # finished and unchanged: only the gauges need refreshing (after a restart)
         plan.gauges = Gauges(phase, dict(status.get("trials") or {}), spec.budget,
                              spec.objective, status.get("bestValue"))
@@ -212,7 +214,7 @@ def _clean_up_finished(plan: Plan, snap: Snapshot, status: dict[str, Any],
     crashed between recording and deleting) and prune old finished ones."""
     if not snap.jobs:
         return
-    recorded = history.recorded_indices(status.get("history"))
+    recorded = readable_indices(status.get("history")) or set()
     by_index = {i: j for j in snap.jobs if (i := objects.trial_index(j)) is not None}
     plan.prune = [j["metadata"]["name"] for j in by_index.values()
                   if not objects.job_finished(j) and not j["metadata"].get("deletionTimestamp")]
@@ -255,7 +257,7 @@ class _Pass:
         self.ended: list[tuple[Trial, float | None]] = []
         self.open: list[_Open] = []
         #: why status.history could not be read (it is then rebuilt from the Jobs)
-        self.corrupt = history_problem(self.status.get("history"))
+        self.corrupt: str | None = None
         self.corrupt_message = ""
         self.tuner = self._rebuild()
         self._observe_jobs()
@@ -300,15 +302,8 @@ class _Pass:
     # -- rebuilding the tuner from the cluster --------------------------------------------
 
     def _rebuild(self) -> Tuner:
-        records = [] if self.corrupt else history.decode(self.status.get("history"),
-                                                         lambda i: job_name(self.name, i))
-        # the compact history keeps only the metrics the search needs (objectives,
-        # constrained ones); the listed trials keep every metric they reported
-        listed = {t.get("index"): t for t in [*(self.status.get("recentTrials") or []),
-                                              self.status.get("bestTrial") or {}]}
-        for record in records:
-            record["metrics"] = {**record.get("metrics", {}),
-                                 **((listed.get(record["index"]) or {}).get("metrics") or {})}
+        records, self.corrupt = read_history(self.status.get("history"),
+                                             lambda i: job_name(self.name, i))
         prior = [t for other in self.snap.warm.values() if other is not None
                  for t in warm_trials(other)]
         tuner = Tuner(self.spec, name=self.name, history=records, prior=prior)
@@ -406,8 +401,12 @@ class _Pass:
         if finished == "Complete":
             verdict = rules.judge(metric_log, 0, self.spec)
         else:
+            platform = objects.job_failure_message(job)
+            if term.get("reason") == "OOMKilled":
+                # the kubelet's reason says what exit code 137 alone does not
+                platform = f"OOMKilled: the container exceeded its memory limit; {platform}"
             verdict = rules.judge(metric_log, exit_code or None, self.spec,
-                                  platform_failure=objects.job_failure_message(job))
+                                  platform_failure=platform)
         trial = self.tuner.add(params, verdict.value, verdict.state, metrics=metric_log.latest,
                                history=metric_log.history, reason=verdict.reason, index=index,
                                name=job["metadata"]["name"])
@@ -473,7 +472,7 @@ class _Pass:
     def _trial_events(self) -> None:
         metric = self.spec.objective
         for trial, duration in self.ended:
-            self.plan.ended.append(Ended(trial.state, trial.value, duration))
+            self.plan.ended.append(Ended(trial.state, trial.value, duration, trial.index))
             if trial.state == "succeeded":
                 # a sweep without a metric has no value to show
                 result = f"{metric}={trial.value:g}" \

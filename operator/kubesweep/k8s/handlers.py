@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 
 from kubesweep.k8s import metrics
-from kubesweep.k8s.api import Api
+from kubesweep.k8s.api import Api, ApiError
 from kubesweep.k8s.crd import PLURAL, VERSION
 from kubesweep.k8s.names import SWEEP_LABEL
 from kubesweep.k8s.reconcile import reconcile
@@ -31,6 +31,8 @@ log = logging.getLogger("kubesweep.operator")
 #: Seconds a Job event waits before its sweep's pass: bursts of Job updates (a batch
 #: finishing together) collapse into one pass.
 JOB_EVENT_DELAY = 0.3
+#: Seconds before a pass whose status write met a newer version is decided again.
+CONFLICT_DELAY = 0.2
 #: Backoff after a failed pass: first retry, and the cap.
 ERROR_BACKOFF = (1.0, 60.0)
 
@@ -82,14 +84,17 @@ class Operator:
             started = time.perf_counter()
             try:
                 result = reconcile(self.api, self.settings, namespace, name)
+            except ApiError as exc:
+                if exc.status != 409:
+                    self._failed(key, exc)
+                else:
+                    # the Sweep changed since this pass read it (another writer, an edit):
+                    # nothing was overwritten; decide again from a fresh read
+                    log.debug("sweep %s/%s changed during its pass; again", namespace, name)
+                    metrics.STATUS_CONFLICTS.labels(namespace, name).inc()
+                    self.queue.add(key, CONFLICT_DELAY)
             except Exception as exc:  # noqa: BLE001 - one bad sweep must not stop the others
-                metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
-                count = self.failures.get(key, 0) + 1  # type: ignore[arg-type]
-                self.failures[key] = count  # type: ignore[index]
-                delay = min(ERROR_BACKOFF[0] * 2 ** (count - 1), ERROR_BACKOFF[1])
-                log.warning("reconcile of sweep %s/%s failed (retry in %.0fs): %s",
-                            namespace, name, delay, exc, exc_info=count == 1)
-                self.queue.add(key, delay)
+                self._failed(key, exc)
             else:
                 self.failures.pop(key, None)  # type: ignore[arg-type]
                 if result.requeue_after is not None:
@@ -97,6 +102,18 @@ class Operator:
             finally:
                 metrics.RECONCILE_DURATION.observe(time.perf_counter() - started)
                 self.queue.done(key)
+
+
+    def _failed(self, key: tuple[str, str], exc: Exception) -> None:
+        """Count a failed pass and retry it with exponential backoff."""
+        namespace, name = key
+        metrics.RECONCILE_ERRORS.labels(namespace, name).inc()
+        count = self.failures.get(key, 0) + 1
+        self.failures[key] = count
+        delay = min(ERROR_BACKOFF[0] * 2 ** (count - 1), ERROR_BACKOFF[1])
+        log.warning("reconcile of sweep %s/%s failed (retry in %.0fs): %s",
+                    namespace, name, delay, exc, exc_info=count == 1)
+        self.queue.add(key, delay)
 
 
 #: Set by `install` before kopf starts; the handlers below only enqueue.

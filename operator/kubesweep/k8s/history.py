@@ -6,6 +6,13 @@ by what the values need (float32 for continuous values, which the search space r
 6 significant digits and so survive float32 exactly; int32; or an index into the list of
 choices), float64 objective values, one letter per state. 10,000 trials × 10 parameters
 take about 0.7 MB (tests/unit/test_k8s_history.py proves it).
+
+Every trial's other metrics (loss, accuracy, step ...) are kept too, bounded: the last
+value of at most `MAX_METRICS` metric names (those most trials reported), one float32
+column per name (NaN where a trial did not report it). float32 keeps ~7 significant
+digits, which is what a table or a plot shows; the objective keeps full precision in
+`values`. 4 metrics add ~0.2 MB at 10,000 trials, so 10,000 trials × 10 parameters ×
+4 metrics stay under 1 MiB (tests/k8s/test_operator_scale.py proves it on the API server).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ _LETTER_STATE = {v: k for k, v in _STATE_LETTER.items()}
 MAX_REASONS = 50
 #: Upper bound of the bytes of intermediate curves kept for early termination.
 MAX_CURVE_BYTES = 256 * 1024
+#: Metric names whose last value is kept for every trial (the most reported ones).
+MAX_METRICS = 8
 
 
 def _pack(array: np.ndarray) -> str:
@@ -100,8 +109,9 @@ def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
 
 def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
            keep_curves: bool = False, metric_names: Iterable[str] = ()) -> dict[str, Any]:
-    """The finished trials as a compact history (see the module docstring); each metric
-    of `metric_names` gets a float64 column (NaN where a trial did not report it)."""
+    """The finished trials as a compact history (see the module docstring); the metrics
+    in `metric_names` (several objectives, constrained metrics) are always kept, on top of
+    the MAX_METRICS most reported ones."""
     done = sorted((t for t in trials if t.finished), key=lambda t: t.index)
     names = sorted({k for t in done for k in t.params} | set(spec_parameters))
     out: dict[str, Any] = {
@@ -121,10 +131,9 @@ def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
             continue
         out["params"][name] = _encode_column([t.params[name] for t in done],
                                              _choices(spec_parameters, name))
-    metric_names = list(metric_names)
-    if metric_names:
-        out["metrics"] = {m: _pack(np.asarray([_number(t.metrics.get(m)) for t in done],
-                                              dtype="<f8")) for m in metric_names}
+    metrics = _encode_metrics(done, metric_names)
+    if metrics:
+        out["metrics"] = metrics
     reasons = [(str(t.index), t.reason) for t in done if t.reason]
     out["reasons"] = dict(reasons[-MAX_REASONS:])
     if keep_curves:
@@ -132,9 +141,31 @@ def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
     return out
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else math.nan
+def metric_names(trials: Iterable[Trial], limit: int = MAX_METRICS) -> list[str]:
+    """The names kept: those the most trials reported (ties by name), at most `limit`."""
+    counts: dict[str, int] = {}
+    for t in trials:
+        for name in t.metrics:
+            counts[name] = counts.get(name, 0) + 1
+    return sorted(sorted(counts, key=lambda n: (-counts[n], n))[:limit])
+
+
+def _encode_metrics(done: list[Trial], required: Iterable[str] = ()) -> dict[str, str]:
+    names = sorted(set(required) | set(metric_names(done)))
+    return {name: _pack(np.asarray([_f32(t.metrics.get(name)) for t in done], dtype="<f4"))
+            for name in names}
+
+
+def _f32(value: Any) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _decode_f32(value: float) -> float | None:
+    # '%.7g' gives back the short decimal a trial printed (float32 holds ~7.2 digits)
+    return None if math.isnan(value) else float(f"{value:.7g}")
 
 
 def _encode_curves(done: list[Trial]) -> dict[str, str]:
@@ -177,9 +208,9 @@ def decode(history: Mapping[str, Any] | None,
     states = history["states"]
     columns = {name: _decode_column(col, count) for name, col in history["params"].items()}
     curves = history.get("curves") or {}
-    metric_columns = {m: _unpack(text, "<f8").tolist()
-                      for m, text in (history.get("metrics") or {}).items()}
     reasons = history.get("reasons") or {}
+    metric_columns = {name: _unpack(text, "<f4").tolist()
+                      for name, text in (history.get("metrics") or {}).items()}
     records = []
     for i in range(count):
         index = indices[i]
@@ -194,7 +225,7 @@ def decode(history: Mapping[str, Any] | None,
             "history": _unpack(curve, "<f8").reshape(-1, 2).tolist() if curve else [],
             "name": name_of(index),
             "reason": reasons.get(str(index)),
-            "metrics": {m: col[i] for m, col in metric_columns.items()
-                        if not math.isnan(col[i])},
+            "metrics": {name: v for name, col in metric_columns.items()
+                        if (v := _decode_f32(col[i])) is not None},
         })
     return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -35,10 +36,11 @@ def run_operator(settings: Settings, *, namespaces: Sequence[str] = (),
     api_client = load_config()
     probes = Probes(lambda: client.VersionApi(api_client).get_code(_request_timeout=5)
                     is not None)
-    probes.serve(settings.liveness_address, settings.liveness_port)
     operator = handlers.Operator(Api(api_client), settings, workers=settings.workers)
     handlers.install(operator)
+    # /metrics first: once /healthz answers, every endpoint does
     metrics.serve(settings.metrics_port, settings.metrics_address)
+    probes.serve(settings.liveness_address, settings.liveness_port)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -106,6 +108,10 @@ def _run_kopf(kopf: Any, all_namespaces: bool, namespaces: Sequence[str],
     try:
         kopf.run(
             standalone=True,  # one replica, no peering objects to read or write
+            # kopf's default identity calls getpass.getuser(), which raises KeyError in a
+            # container whose uid has no passwd entry and no USER variable (the chart
+            # runs uid 65532): never let the user database decide whether we start.
+            identity=operator_identity(),  # type: ignore[arg-type]  # kopf's NewType(str)
             clusterwide=all_namespaces,
             namespaces=() if all_namespaces else list(namespaces),
             stop_flag=stop,
@@ -113,6 +119,13 @@ def _run_kopf(kopf: Any, all_namespaces: bool, namespaces: Sequence[str],
         )
     except Exception as exc:  # noqa: BLE001 - the caller restarts it
         log.warning("kopf stopped: %s", exc)
+
+
+def operator_identity() -> str:
+    """This operator's identity for kopf: kopf's POD_ID variable if set, else
+    `kubesweep@<hostname>` (in a pod the hostname is the pod's name). Needs no passwd
+    entry for the running uid, unlike kopf's default."""
+    return os.environ.get("POD_ID") or f"kubesweep@{socket.gethostname()}"
 
 
 def _own_namespace() -> str | None:

@@ -20,8 +20,14 @@ TRIALS_CREATED = Counter("kubesweep_trials_created", "Trial Jobs created",
 BEST_VALUE = Gauge("kubesweep_sweep_best_value", "Best value of the objective metric so far",
                    ["namespace", "sweep", "metric"])
 TRIAL_VALUE = Gauge("kubesweep_trial_value",
-                    "Objective value of the sweep's most recently finished trial",
-                    ["namespace", "sweep", "metric"])
+                    "Objective value of each recently finished trial (one series per trial, "
+                    "the newest TRIAL_VALUE_SERIES of each sweep)",
+                    ["namespace", "sweep", "metric", "trial"])
+#: Finished trials per sweep whose kubesweep_trial_value series is kept. One series per
+#: trial means no trial is lost when several finish within one scrape interval; dropping
+#: the oldest keeps the series count bounded (Prometheus has every sample it scraped).
+TRIAL_VALUE_SERIES = 50
+_trial_series: dict[tuple[str, str], list[tuple[str, str]]] = {}
 MAX_TRIALS = Gauge("kubesweep_sweep_max_trials", "Trial budget of the sweep",
                    ["namespace", "sweep"])
 UNSCHEDULABLE = Gauge("kubesweep_trials_unschedulable",
@@ -44,6 +50,9 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 #: Not part of the dashboard contract: every API call the operator's reconciles make
 #: (kopf's own watches excluded); the throughput benchmark divides it by trials.
+STATUS_CONFLICTS = Counter(
+    "kubesweep_status_conflicts", "Passes decided again because the Sweep changed during "
+    "them (its status write was conditional on the version read)", ["namespace", "sweep"])
 LEADER = Gauge("kubesweep_leader",
                "1 while this replica holds the leader-election Lease (or runs without one)")
 LEADER.set(1)
@@ -67,7 +76,8 @@ def forget_sweep(namespace: str, sweep: str, metric: str | None) -> None:
         _remove(gauge, namespace, sweep)
     if metric:
         _remove(BEST_VALUE, namespace, sweep, metric)
-        _remove(TRIAL_VALUE, namespace, sweep, metric)
+    for metric_name, trial in _trial_series.pop((namespace, sweep), []):
+        _remove(TRIAL_VALUE, namespace, sweep, metric_name, trial)
 
 
 def _remove(metric: object, *labels: str) -> None:
@@ -94,3 +104,14 @@ def set_sweep(namespace: str, sweep: str, phase: str, counts: dict[str, int],
     UNSCHEDULABLE.labels(namespace, sweep).set(counts.get("unschedulable", 0))
     if best is not None:
         BEST_VALUE.labels(namespace, sweep, metric).set(best)
+
+
+def set_trial_value(namespace: str, sweep: str, metric: str, trial: int, value: float) -> None:
+    """A finished trial's objective value as its own series (bounded per sweep)."""
+    TRIAL_VALUE.labels(namespace, sweep, metric, str(trial)).set(value)
+    kept = _trial_series.setdefault((namespace, sweep), [])
+    if (metric, str(trial)) not in kept:
+        kept.append((metric, str(trial)))
+    while len(kept) > TRIAL_VALUE_SERIES:
+        old_metric, old_trial = kept.pop(0)
+        _remove(TRIAL_VALUE, namespace, sweep, old_metric, old_trial)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubesweep.k8s import history
@@ -55,16 +55,27 @@ def history_problem(hist: Mapping[str, Any] | None) -> str | None:
         if len(values) != count:
             return (f"status.history.params.{pname}: holds {len(values)} values, count "
                     f"says {count}")
-    for mname, column in (hist.get("metrics") or {}).items():
-        problem = _column(f"metrics.{mname}", column, "<f8", count)
-        if problem:
-            return problem
     for index, curve in (hist.get("curves") or {}).items():
         problem = _column(f"curves.{index}", curve, "<f8", None)
         if problem:
             return problem
-    try:
-        history.decode(hist)
-    except Exception as exc:  # noqa: BLE001 - a field the checks above do not know
-        return f"status.history: cannot be decoded ({exc})"
     return None
+
+
+def readable_indices(hist: Mapping[str, Any] | None) -> set[int] | None:
+    """The trial indices `status.history` records; None when they cannot be read."""
+    try:
+        return history.recorded_indices(hist)
+    except Exception:  # noqa: BLE001 - any failure means unreadable; decide names it
+        return None
+
+
+def read_history(hist: Mapping[str, Any] | None, name_of: Callable[[int], str]
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+    """The trial records of `status.history` and None, or [] and why it cannot be read
+    (naming the field). The full check only runs when decoding fails: a readable history
+    is decoded once per pass."""
+    try:
+        return history.decode(hist, name_of), None
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is reported
+        return [], history_problem(hist) or f"status.history: cannot be decoded ({exc})"

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesweep.k8s import history, objects
+from kubesweep.k8s import objects
 from kubesweep.k8s.api import Api
 from kubesweep.k8s.names import SWEEP_LABEL, label_value
-from kubesweep.k8s.recovery import history_problem
+from kubesweep.k8s.recovery import readable_indices
 from kubesweep.k8s.status import changed_fields
 from kubesweep.spec import SpecError, parse_spec
 
@@ -64,10 +64,8 @@ def observe(api: Api, namespace: str, name: str) -> Snapshot | None:
         snap.warm = {n: api.get_sweep(namespace, n) for n in spec.warmStart.sweeps or []}
     uid = sweep["metadata"].get("uid", "")
     snap.jobs = [j for j in api.list_jobs(namespace, selector(name)) if objects.owned_by(j, uid)]
-    if history_problem(status.get("history")):
-        recorded: set[int] = set()  # decide reports it and rebuilds from the Jobs
-    else:
-        recorded = history.recorded_indices(status.get("history"))
+    # unreadable: every Job counts as unrecorded (decide reports it and rebuilds)
+    recorded = readable_indices(status.get("history")) or set()
     unrecorded = [j for j in snap.jobs if objects.trial_index(j) not in recorded]
     if not unrecorded:
         return snap

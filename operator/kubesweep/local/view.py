@@ -266,5 +266,22 @@ class View:
                 f"best trial: {best.name}  {tuner.spec.metric.name}={best.value:.6g}  "
                 f"{format_params(best.params)}\n"
             )
+        line = importance_summary(tuner)
+        if line:
+            self.stream.write(line + "\n")
         self.stream.write(f"results: {runner.results_path}\n")
         self.stream.flush()
+
+
+def importance_summary(tuner: Tuner) -> str | None:
+    """`parameter importance (fANOVA): lr 0.71, ...` for a sweep of 2+ parameters with
+    enough succeeded trials, else None."""
+    from kubesweep.importance import importances
+    from kubesweep.views.table import importance_line
+
+    if sum(1 for d in tuner.space.dimensions if d.width) < 2:
+        return None
+    done = [t for t in tuner.trials if t.state == "succeeded" and t.value is not None]
+    scores = importances(tuner.space, [t.params for t in done],
+                         [t.value for t in done], seed=tuner.seed)  # type: ignore[misc]
+    return importance_line(scores) if scores else None
