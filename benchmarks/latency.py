@@ -11,6 +11,10 @@ Prints the median over repeats in milliseconds. kubesweep's GP hyperparameters a
 every trial up to 64 trials and then every ~6% of growth, and cached in-process; "(cold)"
 is a suggestion with empty caches (a refit, or a fresh process), the other column the
 time between refits.
+
+`--batch-sizes 8,64 --batch-history 500` also times a whole batch: `Tuner.ask(q)` after
+500 finished trials (Optuna: q `study.ask()` in a row, TPE with `constant_liar`; W&B: q
+`next_run` calls, each earlier run `running`). `--batch-sizes ''` skips it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,36 @@ PEERS: dict[str, Callable] = {
 }
 
 
+BATCH_PEERS: dict[str, Callable] = {
+    "kubesweep-bayes": lambda p, d, q: time_kubesweep("bayes", p, d, [], cold=False, q=q),
+    "kubesweep-bayes (cold)": lambda p, d, q: time_kubesweep("bayes", p, d, [], q=q),
+    "optuna-tpe (constant liar)": lambda p, d, q: time_optuna("tpe", p, d, [], q=q),
+    "wandb-bayes": lambda p, d, q: time_wandb(p, d, [], q=q),
+}
+
+
+def batch_table(problem, args: argparse.Namespace) -> None:
+    """Time one batch of q suggestions after `--batch-history` finished trials."""
+    methods = args.batch_methods.split(",")
+    n = args.batch_history
+    done = history(problem, n, seed=n)
+    cells: dict[int, dict[str, float]] = {}
+    for q in (int(b) for b in args.batch_sizes.split(",")):
+        cells[q] = {}
+        for m in methods:
+            BATCH_PEERS[m](problem, done, q)  # warm-up
+            times = [BATCH_PEERS[m](problem, done, q) for _ in range(args.repeats)]
+            cells[q][m] = statistics.median(times)
+            print(f"# ask({q}) after {n}  {m:26s} {cells[q][m]:8.3f} s", file=sys.stderr,
+                  flush=True)
+    print(f"\n### One batch of q suggestions after {n} finished trials, s (median of "
+          f"{args.repeats}; {problem.name}, {len(problem.params)} parameters)\n")
+    print("| batch | " + " | ".join(methods) + " |")
+    print("|---|" + "---|" * len(methods))
+    for q, row in cells.items():
+        print(f"| ask({q}) | " + " | ".join(f"{row[m]:.3f}" for m in methods) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time each peer at each history size and print a markdown table."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -44,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--problem", default="hartmann6")
     ap.add_argument("--methods", default=",".join(PEERS))
+    ap.add_argument("--batch-sizes", default="8,64")
+    ap.add_argument("--batch-history", type=int, default=500)
+    ap.add_argument("--batch-methods", default=",".join(BATCH_PEERS))
+    ap.add_argument("--skip-single", action="store_true", help="only the batch table")
     args = ap.parse_args(argv)
     problem = PROBLEMS[args.problem]
     sizes = [int(s) for s in args.sizes.split(",")]
     methods = args.methods.split(",")
 
     rows: list[tuple[str, dict[str, float]]] = []
-    for n in sizes:
+    for n in [] if args.skip_single else sizes:
         for n_pending in (0, args.pending):
             recorded = history(problem, n + n_pending, seed=n)
             done = recorded[:n]
@@ -65,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"{n} finished" + (f" + {n_pending} pending" if n_pending else ""),
                          cells))
 
+    if args.batch_sizes:
+        batch_table(problem, args)
+    if args.skip_single:
+        return 0
     print(f"\n### One suggestion, ms (median of {args.repeats}; {problem.name}, "
           f"{len(problem.params)} parameters)\n")
     print("| history | " + " | ".join(methods) + " |")

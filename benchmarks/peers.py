@@ -161,34 +161,40 @@ def history(problem: Problem, n: int, seed: int) -> list[tuple[dict[str, Any], f
 
 
 def time_kubesweep(method: str, problem: Problem, done: list, pending: list,
-                   cold: bool = True) -> float:
-    """Seconds for one `Tuner.ask()` after `done` finished and `pending` running trials.
+                   cold: bool = True, q: int | None = None) -> float:
+    """Seconds for one `Tuner.ask()` (or `ask(q)`: a batch of q) after `done` finished and
+    `pending` running trials.
 
     `cold` empties kubesweep's caches first (GP fits, encoded trials): the first
     suggestion of a fresh process, or the first after the history reached a refit point.
     Otherwise the fit for this history is cached (the steady state between refit points).
     """
     import kubesweep
-    from kubesweep.strategies import bayes
+    from kubesweep.strategies import batch_pool, bayes
 
     if cold:
         bayes._FITS.clear()
         bayes._ENCODED.clear()
-    tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, 10**6), seed=0)
+        batch_pool.POOLS.clear()
+    tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, 10_000), seed=0)
     for params, value in done:
         tuner.add(params, value)
     for params in pending:
         tuner.add(params, state="pending")
     start = time.perf_counter()
-    tuner.ask()
+    tuner.ask(q)
     return time.perf_counter() - start
 
 
-def time_optuna(sampler: str, problem: Problem, done: list, pending: list) -> float:
-    """Seconds for one `study.ask()` (which samples every parameter) after a history."""
+def time_optuna(sampler: str, problem: Problem, done: list, pending: list,
+                q: int | None = None) -> float:
+    """Seconds for one `study.ask()` (which samples every parameter) after a history, or
+    for q of them in a row (each earlier one RUNNING; TPE with `constant_liar`)."""
     import optuna
 
-    study = optuna.create_study(sampler=_optuna_sampler(sampler, 0))
+    sampler_ = (optuna.samplers.TPESampler(seed=0, constant_liar=True)
+                if q is not None and sampler == "tpe" else _optuna_sampler(sampler, 0))
+    study = optuna.create_study(sampler=sampler_)
     dists = _optuna_distributions(problem.params)
     study.add_trials([optuna.trial.create_trial(params=p, distributions=dists, value=v)
                       for p, v in done])
@@ -196,12 +202,14 @@ def time_optuna(sampler: str, problem: Problem, done: list, pending: list) -> fl
         study.enqueue_trial(params)
         study.ask(dists)  # fixed params: no sampling, becomes a RUNNING trial
     start = time.perf_counter()
-    study.ask(dists)
+    for _ in range(q or 1):
+        study.ask(dists)
     return time.perf_counter() - start
 
 
-def time_wandb(problem: Problem, done: list, pending: list) -> float:
-    """Seconds for one `sweeps.next_run` after a history."""
+def time_wandb(problem: Problem, done: list, pending: list, q: int | None = None) -> float:
+    """Seconds for one `sweeps.next_run` after a history (or q in a row, each earlier one
+    running)."""
     import sweeps
 
     np.random.seed(0)
@@ -216,7 +224,10 @@ def time_wandb(problem: Problem, done: list, pending: list) -> float:
         runs.append(sweeps.SweepRun(config={k: {"value": v} for k, v in params.items()},
                                     state=sweeps.RunState.running))
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sweeps.next_run(config, runs)
+    for _ in range(q or 1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = sweeps.next_run(config, runs)
+        run.state = sweeps.RunState.running
+        runs.append(run)
     return time.perf_counter() - start

@@ -110,3 +110,60 @@ PROBLEMS: dict[str, Problem] = {
         mlp_digits, None, "validation cross-entropy",
     ),
 }
+
+
+# -- large spaces: a few parameters matter, the rest barely -------------------------------
+
+#: how much all the "barely matter" parameters of a wide problem can add together (the
+#: relevant part spans ~3 for Hartmann6 and ~300 for Branin); small but not zero, as in
+#: real sweeps where most knobs nudge the result a little
+_NUISANCE = 0.05
+
+
+def _nuisance(p: dict[str, Any], names: list[str], seed: int) -> float:
+    """A small smooth effect of the irrelevant parameters, zero at a fixed random point."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.2, 0.8, len(names))
+    weights = rng.dirichlet(np.ones(len(names)))
+    total = 0.0
+    for name, c, w in zip(names, centres, weights, strict=True):
+        v = p[name]
+        x = {"a": 0.0, "b": 0.5, "c": 1.0}[v] if isinstance(v, str) else float(v)
+        if name.startswith("n"):  # ints 0..10 on the same unit scale
+            x /= 10.0
+        total += w * (x - c) ** 2
+    return _NUISANCE * total / 0.36  # (x - c)² < 0.64; typical ≈ 0.1-0.2
+
+
+_H25_RELEVANT = [f"x{i:02d}" for i in (2, 5, 9, 13, 17, 22)]
+_H25_OTHER = [f"x{i:02d}" for i in range(25) if f"x{i:02d}" not in _H25_RELEVANT]
+
+
+def hartmann6_25d(p: dict[str, Any]) -> float:
+    """Hartmann-6 on 6 of 25 floats; the other 19 add a small smooth effect (≤ 0.05)."""
+    return hartmann6({f"x{k + 1}": p[n] for k, n in enumerate(_H25_RELEVANT)}) \
+        + _nuisance(p, _H25_OTHER, 25)
+
+
+_B20_OTHER = [f"x{i:02d}" for i in range(2, 14)] + [f"n{i}" for i in range(4)] \
+    + [f"c{i}" for i in range(4)]
+
+
+def branin_20d(p: dict[str, Any]) -> float:
+    """Branin on 2 of 20 parameters (12 floats, 4 ints, 4 categoricals barely matter)."""
+    x1 = -5.0 + 15.0 * float(p["x00"])
+    x2 = 15.0 * float(p["x01"])
+    return branin({"x1": x1, "x2": x2}) + _nuisance(p, _B20_OTHER, 20)
+
+
+WIDE_PROBLEMS: dict[str, Problem] = {
+    "hartmann6-25d": Problem(
+        "hartmann6-25d", [Param(f"x{i:02d}", "float", 0, 1) for i in range(25)],
+        hartmann6_25d, -3.32237, "Hartmann6 on 6 of 25 floats"),
+    "branin-20d": Problem(
+        "branin-20d",
+        [Param(f"x{i:02d}", "float", 0, 1) for i in range(14)]
+        + [Param(f"n{i}", "int", 0, 10) for i in range(4)]
+        + [Param(f"c{i}", "cat", choices=("a", "b", "c")) for i in range(4)],
+        branin_20d, 0.397887, "Branin on 2 of 22 mixed parameters"),
+}

@@ -84,18 +84,31 @@ def matern52(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e * (1.0 + s + (5.0 / 3.0) * r2), (-5.0 / 6.0) * (1.0 + s) * e
 
 
-def _log_prior(theta: np.ndarray) -> tuple[float, np.ndarray]:
+def _log_prior(theta: np.ndarray, sparse_tau: float | None = None
+               ) -> tuple[float, np.ndarray]:
     """Weak priors (value and gradient in log coordinates).
 
     Length scales: a soft well around λ = 1 that penalises both very short and very long
     scales; signal variance Gamma(2, 1) (y is standardised); noise Gamma(1.1, 30), which
     says "probably nearly noise-free" without pinning it.
+
+    `sparse_tau`: instead, a half-Cauchy(0, τ) on each λ (as SAAS, Eriksson & Jankowiak
+    2021, does for its inverse squared length scales), taken as a density in λ itself, so
+    its mode is λ = 0: a parameter the data does not need drifts to a flat direction, and
+    the heavy tail still lets the few that matter get short scales. In wide spaces where
+    most parameters barely matter this is what stops the fit spreading its attention
+    over all of them.
     """
     lam = np.exp(theta[:-2])
     scale, noise = math.exp(theta[-2]), math.exp(theta[-1])
     grad = np.empty_like(theta)
-    value = -float(np.sum(0.1 / lam + 0.1 * lam))
-    grad[:-2] = 0.1 / lam - 0.1 * lam
+    if sparse_tau is None:
+        value = -float(np.sum(0.1 / lam + 0.1 * lam))
+        grad[:-2] = 0.1 / lam - 0.1 * lam
+    else:
+        r = (lam / sparse_tau) ** 2
+        value = -float(np.sum(np.log1p(r)))
+        grad[:-2] = -2.0 * r / (1.0 + r)
     value += math.log(scale) - scale
     value += 0.1 * math.log(noise) - 30.0 * noise
     grad[-2] = 1.0 - scale
@@ -103,8 +116,8 @@ def _log_prior(theta: np.ndarray) -> tuple[float, np.ndarray]:
     return value, grad
 
 
-def _neg_log_posterior(theta: np.ndarray, dists: np.ndarray, y: np.ndarray
-                       ) -> tuple[float, np.ndarray]:
+def _neg_log_posterior(theta: np.ndarray, dists: np.ndarray, y: np.ndarray,
+                       sparse_tau: float | None = None) -> tuple[float, np.ndarray]:
     """Negative (log marginal likelihood + log prior) and its gradient."""
     n = len(y)
     lam = np.exp(theta[:-2])
@@ -125,12 +138,13 @@ def _neg_log_posterior(theta: np.ndarray, dists: np.ndarray, y: np.ndarray
     grad[:-2] = 0.5 * scale * lam * np.tensordot(w * dm, dists, axes=([0, 1], [0, 1]))
     grad[-2] = 0.5 * scale * float(np.sum(w * m))
     grad[-1] = 0.5 * noise * float(np.trace(w))
-    prior, prior_grad = _log_prior(theta)
+    prior, prior_grad = _log_prior(theta, sparse_tau)
     return -(log_lik + prior), -(grad + prior_grad)
 
 
 def fit_hyper(xn: np.ndarray, xc: np.ndarray, y: np.ndarray, starts: int = 1,
-              max_iter: int = 200, tie_numeric: bool = False) -> Hyper:
+              max_iter: int = 200, tie_numeric: bool = False,
+              sparse_tau: float | None = None) -> Hyper:
     """MAP hyperparameters for standardised targets `y` (deterministic given its inputs).
 
     Fixed starts, never the previous fit: the answer must not depend on what was fit
@@ -141,6 +155,8 @@ def fit_hyper(xn: np.ndarray, xc: np.ndarray, y: np.ndarray, starts: int = 1,
     their own weights). With fewer points than a few per dimension, per-dimension (ARD)
     scales are fit mostly to noise: a few coordinates get spuriously long scales and
     log-EI then searches along directions the data never ruled out.
+
+    `sparse_tau`: the sparsity-seeking length-scale prior of `_log_prior` (wide spaces).
     """
     p, q = xn.shape[1], xc.shape[1]
     n_dims = p + q
@@ -151,7 +167,7 @@ def fit_hyper(xn: np.ndarray, xc: np.ndarray, y: np.ndarray, starts: int = 1,
         return np.concatenate([np.full(p, theta[0]), theta[1:]]) if tie else theta
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = _neg_log_posterior(expand(theta), dists, y)
+        value, grad = _neg_log_posterior(expand(theta), dists, y, sparse_tau)
         if tie:
             grad = np.concatenate([[np.sum(grad[:p])], grad[p:]])
         return value, grad
@@ -194,7 +210,12 @@ class GP:
 
     def _cov(self, zn: np.ndarray, zc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cross-covariance to the training points and d k / d r² (both (m, n))."""
-        r2 = weighted_sq_dist(zn, zc, self.xn, self.xc, self.hyper.inv_sq_lengthscales)
+        return self._cov_to(zn, zc, self.xn, self.xc)
+
+    def _cov_to(self, zn: np.ndarray, zc: np.ndarray, xn: np.ndarray, xc: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Prior covariance between two point sets and d k / d r²."""
+        r2 = weighted_sq_dist(zn, zc, xn, xc, self.hyper.inv_sq_lengthscales)
         m, dm = matern52(r2)
         return self.hyper.scale * m, self.hyper.scale * dm
 
