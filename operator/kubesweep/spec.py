@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -197,8 +197,10 @@ class Parameter(_Model):
             if isinstance(item, str) and "\x00" in item:
                 raise ValueError(f"{item!r} contains a NUL byte (\\x00), which a command "
                                  "line or environment variable cannot carry; remove it")
-            # nan/inf cannot be stored as JSON (status, results file)
-            if isinstance(item, float) and not math.isfinite(item):
+            # nan/inf cannot be stored as JSON (status, results file); in `values` the
+            # model check names the entry (values[i]) instead
+            if isinstance(item, float) and not math.isfinite(item) and \
+                    not isinstance(value, list):
                 raise ValueError(f"{item} is not a finite number; use a finite value")
         return value
 
@@ -389,6 +391,61 @@ class Metric(_Model):
         return "false" if value is False else value
 
 
+class Constraint(_Model):
+    """A bound on a metric the trials report: a trial outside it is infeasible."""
+
+    metric: str = Field(..., min_length=1,
+                        description="Name of the metric the trial reports, e.g. gpu_mem_gb.")
+    max: float | None = Field(None, description="Largest feasible value (inclusive).")
+    min: float | None = Field(None, description="Smallest feasible value (inclusive).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Constraint:
+        if self.max is None and self.min is None:
+            raise ValueError(f"constraint on {self.metric!r} needs `max`, `min` or both")
+        for key in ("max", "min"):
+            value = getattr(self, key)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"constraint on {self.metric!r}: {key} must be a finite "
+                                 f"number (got {value})")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"constraint on {self.metric!r}: min ({self.min:g}) must not "
+                             f"exceed max ({self.max:g})")
+        return self
+
+    def violation(self, value: float | None) -> float:
+        """How far `value` is outside the bounds (<= 0: feasible; NaN: not reported)."""
+        if value is None or not math.isfinite(value):
+            return math.nan
+        worst = -math.inf
+        if self.max is not None:
+            worst = max(worst, value - self.max)
+        if self.min is not None:
+            worst = max(worst, self.min - value)
+        return worst
+
+
+class WarmStart(_Model):
+    """Finished trials of earlier sweeps that seed the model (never counted as this
+    sweep's trials: no budget, no best)."""
+
+    sweeps: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, description="Earlier sweeps by name: Sweeps in the same namespace on a cluster; "
+        "locally the results of `kubesweep run` for that name (kubesweep-results/NAME/).",
+    )
+    results: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, description="Local only: results files (trials.jsonl) or their directories, "
+        "relative to the working directory. The operator refuses it (it cannot read your "
+        "files); use `sweeps` on a cluster.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> WarmStart:
+        if not self.sweeps and not self.results:
+            raise ValueError("warmStart needs `sweeps: [NAME, ...]` or `results: [PATH, ...]`")
+        return self
+
+
 class EarlyTerminate(_Model):
     """Stop trials early when their intermediate values are poor."""
 
@@ -446,8 +503,26 @@ class SweepSpec(_Model):
         ..., description="Search strategy: `grid`, `random` or `bayes` (Bayesian optimisation)."
     )
     metric: Metric | None = Field(
-        None, description="The metric to optimise. Required for bayes and earlyTerminate; "
-        "grid and random sweeps without one run their budget and record every metric.",
+        None, description="The metric to optimise. Required for bayes and earlyTerminate "
+        "(unless `metrics` is given); grid and random sweeps without one run their budget "
+        "and record every metric. In a file, `metric` may also be a list (it becomes "
+        "`metrics`).",
+    )
+    metrics: list[Metric] | None = Field(
+        None, min_length=2, description="Several objectives (instead of `metric`): bayes "
+        "improves their Pareto front; the status lists the Pareto-optimal trials. Each "
+        "takes `name` and `goal` (`target`, `summary: best` and earlyTerminate need a single "
+        "metric).",
+    )
+    constraints: list[Constraint] | None = Field(
+        None, min_length=1, description="Bounds on reported metrics: a trial outside them "
+        "(or not reporting the metric) is infeasible and never the best; bayes models the "
+        "probability that a trial is feasible.",
+    )
+    warmStart: WarmStart | None = Field(
+        None, validation_alias=AliasChoices("warmStart", "warm_start"),
+        description="Seed the model with finished trials of earlier sweeps whose parameters "
+        "fit this space (bayes; they count toward neither budget nor best).",
     )
     parameters: dict[str, Parameter] = Field(
         ..., min_length=1, description="Hyperparameters by name, each with its distribution."
@@ -480,6 +555,22 @@ class SweepSpec(_Model):
         2, ge=0, description="Re-runs of a trial whose pod was evicted or preempted."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_list(cls, data: Any) -> Any:
+        # `metric: [..]` in a file means several objectives; one entry is just `metric`.
+        # The CRD cannot type a field as "object or list", so the cluster form is `metrics`.
+        if isinstance(data, dict) and isinstance(data.get("metric"), list):
+            data = dict(data)
+            items = data.pop("metric")
+            if "metrics" in data:
+                raise ValueError("metric: give either a list in `metric` or `metrics`, not both")
+            if len(items) == 1:
+                data["metric"] = items[0]
+            else:
+                data["metrics"] = items
+        return data
+
     @field_validator("parameters")
     @classmethod
     def _check_names(cls, params: dict[str, Parameter]) -> dict[str, Parameter]:
@@ -501,12 +592,60 @@ class SweepSpec(_Model):
 
     @property
     def objective(self) -> str | None:
-        """The name of the metric the sweep optimises, None when it only explores."""
+        """The name of the metric the sweep optimises, None when it only explores (or
+        optimises several: see `objectives`)."""
         return self.metric.name if self.metric is not None else None
+
+    @property
+    def objectives(self) -> list[Metric]:
+        """Every metric optimised: the `metrics` list, `[metric]`, or [] when exploring."""
+        if self.metrics:
+            return list(self.metrics)
+        return [self.metric] if self.metric is not None else []
+
+    @property
+    def multi_objective(self) -> bool:
+        """True when the sweep optimises several metrics (a Pareto front, no single best)."""
+        return len(self.objectives) > 1
+
+    def _check_objectives(self) -> None:
+        if self.metrics is None:
+            return
+        if self.metric is not None:
+            raise ValueError("metrics: give either `metric` (one objective) or `metrics` "
+                             "(several), not both")
+        names = [m.name for m in self.metrics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metrics: {', '.join(dupes)} listed twice; each objective once")
+        for i, m in enumerate(self.metrics):
+            if m.target is not None:
+                raise ValueError(f"metrics[{i}].target: a target needs a single metric (with "
+                                 "several there is no single best trial to compare)")
+            if m.summary != "last":
+                raise ValueError(f"metrics[{i}].summary: only `last` with several metrics")
+            if m.impute != "worst" or m.imputeWhileRunning != "false":
+                raise ValueError(f"metrics[{i}]: impute and imputeWhileRunning need a single "
+                                 "metric (with several, a failed trial is left out of the "
+                                 "front and bayes treats it as worst)")
+        if self.earlyTerminate is not None:
+            raise ValueError("metrics: earlyTerminate needs a single metric (it ranks trials "
+                             "by one curve); remove earlyTerminate or use `metric`")
 
     @model_validator(mode="after")
     def _check_method_and_template(self) -> SweepSpec:
-        if self.metric is None:
+        self._check_objectives()
+        if self.constraints is not None:
+            objectives = {m.name for m in self.objectives}
+            for i, c in enumerate(self.constraints):
+                if c.metric in objectives:
+                    raise ValueError(
+                        f"constraints[{i}].metric: {c.metric!r} is an objective; constrain "
+                        "another metric (or use a target)")
+        if self.warmStart is not None and self.method != "bayes":
+            raise ValueError(f"warmStart: only method bayes learns from earlier trials "
+                             f"(method is {self.method!r}); remove warmStart or use bayes")
+        if not self.objectives:
             if self.method == "bayes":
                 raise ValueError(
                     "metric: required for method 'bayes' (the metric it models, e.g. "
@@ -690,8 +829,8 @@ class SpecError(ValueError):
 
 
 _FIELD_PREFIX = re.compile(
-    r"^((?:parameters|trialTemplate|maxTrials|primaryContainer|metric)[\w.\[\]-]*): (.*)$",
-    re.S
+    r"^((?:parameters|trialTemplate|maxTrials|primaryContainer|metric|metrics|constraints|"
+    r"warmStart)[\w.\[\]-]*): (.*)$", re.S
 )
 
 

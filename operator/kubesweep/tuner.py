@@ -25,6 +25,7 @@ from kubesweep.rules import Outcome
 from kubesweep.space import Params, Space
 from kubesweep.spec import Goal, SweepSpec, parse_search_spec
 from kubesweep.strategies import Observation, make_strategy
+from kubesweep.strategies.multi_objective import pareto_mask, random_weights, scalarise
 
 TrialState = Literal["pending", "succeeded", "failed", "stopped"]
 FINISHED_STATES = ("succeeded", "failed", "stopped")
@@ -93,14 +94,27 @@ class Tuner:
         seed: int | None = None,
         history: Iterable[Trial | Mapping[str, Any]] = (),
         name: str = "trial",
+        prior: Iterable[Trial | Mapping[str, Any]] = (),
     ) -> None:
+        """`prior`: finished trials of earlier sweeps (warm start). Those whose parameters
+        fit this space and that report every objective seed the model; they are never
+        this sweep's trials (no budget, no best, no index)."""
         self.spec = parse_search_spec(dict(spec) if isinstance(spec, Mapping) else spec)
         self.seed = self.spec.seed if seed is None else int(seed)
         self.name = name
         self.space = Space(self.spec.parameters)
-        self.strategy = make_strategy(self.spec.method, self.space)
+        self.strategy = make_strategy(self.spec.method, self.space,
+                                      constrained=bool(self.spec.constraints))
         metric = self.spec.metric
         self.maximize = metric is not None and metric.goal is Goal.maximize
+        self.objectives = self.spec.objectives
+        #: +1 to minimise, -1 to maximise each objective (losses are sign * value)
+        self.signs = np.array([-1.0 if m.goal is Goal.maximize else 1.0
+                               for m in self.objectives])
+        self.constraints = list(self.spec.constraints or [])
+        self.prior: list[Trial] = [t for t in (
+            r if isinstance(r, Trial) else Trial.from_dict(r) for r in prior)
+            if self._usable_prior(t)]
         self.rule = make_rule(self.spec.earlyTerminate, self.maximize)
         self.budget = self.spec.budget
         self.trials: list[Trial] = []
@@ -173,23 +187,89 @@ class Tuner:
             return None
         index = self._next_index()
         rng = np.random.default_rng([self.seed, index])
-        params = self.strategy.suggest(self._observations(), self._pending_params(), rng)
+        params = self.strategy.suggest(self._observations(index), self._pending_params(), rng)
         if params is None:
             self._exhausted = True
             return None
         return self._insert(Trial(index, self.trial_name(index), params))
 
-    def _observations(self) -> list[Observation]:
+    def _observations(self, index: int = 0) -> list[Observation]:
+        """What the strategy learns from: warm-start trials first, then this sweep's."""
+        if len(self.objectives) > 1:
+            return self._scalarised(index)
         metric = self.spec.metric
         impute = metric.impute if metric is not None else "worst"
-        seen = [Observation(t.params, self._loss(t.value) if t.state != "failed"
-                            else self._imputed(t, impute))
-                for t in self.trials if t.finished]
+        seen = [Observation(t.params, self._loss(self._prior_value(t, metric.name)),
+                            self._violations(t))
+                for t in self.prior] if metric is not None else []
+        seen += [Observation(t.params, self._loss(t.value) if t.state != "failed"
+                             else self._imputed(t, impute), self._violations(t))
+                 for t in self.trials if t.finished]
         while_running = metric.imputeWhileRunning if metric is not None else "false"
         if while_running != "false":
             seen += [Observation(t.params, self._imputed(t, while_running))
                      for t in self._running_with_reports()]
         return seen
+
+    def _scalarised(self, index: int) -> list[Observation]:
+        """Several objectives as one loss: ParEGO's scalarisation with weights drawn for
+        this trial index (see strategies.multi_objective)."""
+        finished = [*self.prior, *(t for t in self.trials if t.finished)]
+        losses = np.array([self.objective_losses(t) for t in finished]).reshape(
+            len(finished), len(self.objectives))
+        # its own stream: the strategy's rng for this index stays what it would be
+        weights = random_weights(len(self.objectives),
+                                 np.random.default_rng([self.seed, index, 1]))
+        scalar = scalarise(losses, weights)
+        return [Observation(t.params, None if math.isnan(s) else float(s), self._violations(t))
+                for t, s in zip(finished, scalar, strict=True)]
+
+    def objective_losses(self, trial: Trial) -> list[float]:
+        """The trial's objectives (from its metrics) as losses, lower is better; NaN where
+        not reported or the trial did not succeed."""
+        out = []
+        for metric, sign in zip(self.objectives, self.signs, strict=True):
+            value = self._prior_value(trial, metric.name)
+            out.append(sign * value if value is not None and math.isfinite(value)
+                       and trial.state == "succeeded" else math.nan)
+        return out
+
+    @staticmethod
+    def _prior_value(trial: Trial, name: str) -> float | None:
+        """The trial's value of metric `name` (its summary value if it optimised it)."""
+        value = trial.metrics.get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def _violations(self, trial: Trial) -> tuple[float, ...]:
+        return tuple(c.violation(trial.metrics.get(c.metric)) for c in self.constraints)
+
+    def _usable_prior(self, trial: Trial) -> bool:
+        """A warm-start trial the model can use: succeeded, reports every objective,
+        and has parameters this space can produce."""
+        if trial.state != "succeeded" or not self.objectives:
+            return False
+        if any(self._prior_value(trial, m.name) is None for m in self.objectives):
+            return False
+        from kubesweep.warm_start import fits  # local: warm_start imports this module
+
+        return fits(self.space, trial.params)
+
+    def feasible(self, trial: Trial) -> bool:
+        """True when the trial reported every constrained metric within its bounds."""
+        return all(c.violation(trial.metrics.get(c.metric)) <= 0 for c in self.constraints)
+
+    def infeasibility(self, trial: Trial) -> str | None:
+        """Why a finished trial is infeasible (for status and tables), None if it is not."""
+        for c in self.constraints:
+            value = trial.metrics.get(c.metric)
+            violation = c.violation(value)
+            if math.isnan(violation):
+                return f"reported no {c.metric!r} value (constrained)"
+            if violation > 0:
+                bound = f"max {c.max:g}" if c.max is not None and value > c.max \
+                    else f"min {c.min:g}"
+                return f"{c.metric}={value:g} outside {bound}"
+        return None
 
     def _running_with_reports(self) -> list[Trial]:
         """Pending trials that reported the objective (modelled under imputeWhileRunning)."""
@@ -257,6 +337,13 @@ class Tuner:
         trial.value = self._summary(trial, value)
         trial.state = state
         trial.reason = reason
+        if len(self.objectives) > 1:
+            missing = [m.name for m in self.objectives
+                       if not math.isfinite(trial.metrics.get(m.name, math.nan))]
+            if state == "succeeded" and missing:
+                trial.state = "failed"
+                trial.reason = reason or f"reported no {missing[0]!r} value"
+            return trial
         if self.spec.metric is None:
             # nothing to optimise: a trial that exited cleanly succeeded, whatever it printed
             return trial
@@ -294,10 +381,12 @@ class Tuner:
 
     @property
     def best(self) -> Trial | None:
-        """The succeeded trial with the best value (first one on ties); None without a metric."""
+        """The feasible succeeded trial with the best value (first one on ties); None
+        without a metric or with several (see `pareto_front`)."""
         if self.spec.metric is None:
             return None
-        done = [t for t in self.trials if t.state == "succeeded" and t.value is not None]
+        done = [t for t in self.trials if t.state == "succeeded" and t.value is not None
+                and self.feasible(t)]
         if not done:
             return None
         pick = max if self.maximize else min
@@ -305,9 +394,46 @@ class Tuner:
                     else (t.value, t.index))
 
     @property
+    def pareto_front(self) -> list[Trial]:
+        """Feasible succeeded trials no other one beats on every objective, in index
+        order ([best] with one objective, [] without any)."""
+        if len(self.objectives) <= 1:
+            return [self.best] if self.best is not None else []
+        done = [t for t in self.trials if t.state == "succeeded" and self.feasible(t)]
+        losses = np.array([self.objective_losses(t) for t in done]).reshape(
+            len(done), len(self.objectives))
+        done = [t for t, ok in zip(done, np.all(np.isfinite(losses), axis=1), strict=True)
+                if ok]
+        if not done:
+            return []
+        mask = pareto_mask(losses[np.all(np.isfinite(losses), axis=1)])
+        return [t for t, keep in zip(done, mask, strict=True) if keep]
+
+    @property
     def outcome(self) -> Outcome | None:
-        """Why the sweep is over, or None while it is not (`rules.outcome`)."""
-        return rules.outcome(self.trials, self.spec, self.best, self._exhausted)
+        """Why the sweep is over, or None while it is not (`rules.outcome`, plus what
+        several objectives and constraints add: a sweep whose trials all missed the
+        constraints, or left the Pareto front empty, failed)."""
+        out = rules.outcome(self.trials, self.spec, self.best, self._exhausted)
+        if out is None:
+            return None
+        finished = sum(1 for t in self.trials if t.finished)
+        if out.phase == "Succeeded" and out.reason in ("BudgetReached", "GridExhausted"):
+            empty = not self.pareto_front if len(self.objectives) > 1 else \
+                bool(self.constraints) and not self.objectives and not self._any_feasible()
+            if empty:
+                return Outcome("Failed", "NoFeasibleTrial" if self.constraints
+                               else "NoSuccessfulTrial",
+                               f"none of {finished} trials succeeded"
+                               + (" within the constraints" if self.constraints else ""))
+        if out.reason == "NoSuccessfulTrial" and self.constraints and \
+                self.count("succeeded"):
+            return Outcome("Failed", "NoFeasibleTrial",
+                           f"none of {finished} trials met the constraints")
+        return out
+
+    def _any_feasible(self) -> bool:
+        return any(t.state == "succeeded" and self.feasible(t) for t in self.trials)
 
     @property
     def done(self) -> bool:

@@ -48,7 +48,7 @@ def test_names_columns_and_subresources():
     version = spec["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Method", "Phase", "Trials", "Running", "Best", "Age"]
+    assert columns == ["Method", "Phase", "Trials", "Running", "Best", "Pareto", "Age"]
 
 
 def test_descriptions_enums_and_rules_come_through():

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from kubesweep.k8s.status import PARETO_LISTED
 from kubesweep.rules import MUTABLE_FIELDS
 from kubesweep.spec import API_GROUP, KIND, LOG_BOUNDED, Distribution, SweepSpec
 
@@ -70,6 +71,16 @@ RULES: dict[str, list[dict[str, str]]] = {
               "a parameter with nested `parameters` takes no other keys; put them on the "
               "nested parameters"),
     ],
+    "Constraint": [
+        _rule("has(self.max) || has(self.min)", "a constraint needs `max`, `min` or both"),
+        _rule("!has(self.max) || !has(self.min) || self.min <= self.max",
+              "min must not exceed max", ".min"),
+    ],
+    "WarmStart": [
+        _rule("(has(self.sweeps) && size(self.sweeps) > 0) || "
+              "(has(self.results) && size(self.results) > 0)",
+              "warmStart needs `sweeps: [NAME, ...]` or `results: [PATH, ...]`"),
+    ],
     "EarlyTerminate": [
         _rule("self.type != 'hyperband' || has(self.minIter) || has(self.maxIter)",
               "hyperband needs `minIter` (or `maxIter` with `s`)"),
@@ -82,12 +93,32 @@ RULES: dict[str, list[dict[str, str]]] = {
         _rule("self.method == 'grid' || has(self.maxTrials)",
               "maxTrials is required for method random and bayes (the trial budget, e.g. "
               "maxTrials: 30)", ".maxTrials"),
-        _rule("self.method != 'bayes' || has(self.metric)",
+        _rule("self.method != 'bayes' || has(self.metric) || has(self.metrics)",
               "metric is required for method bayes (the metric it models); grid and random "
               "may omit it", ".metric"),
         _rule("!has(self.earlyTerminate) || has(self.metric)",
-              "metric is required by earlyTerminate (it compares trials by the metric)",
-              ".metric"),
+              "metric is required by earlyTerminate (it compares trials by the metric; "
+              "earlyTerminate needs a single metric, not `metrics`)", ".metric"),
+        _rule("!has(self.metric) || !has(self.metrics)",
+              "give either `metric` (one objective) or `metrics` (several), not both",
+              ".metrics"),
+        _rule("!has(self.metrics) || self.metrics.all(m, !has(m.target))",
+              "a target needs a single metric (with several there is no single best trial "
+              "to compare)", ".metrics"),
+        _rule("!has(self.metrics) || self.metrics.all(m, !has(m.summary) || "
+              "m.summary == 'last')", "only `summary: last` with several metrics",
+              ".metrics"),
+        _rule("!has(self.metrics) || self.metrics.all(m, (!has(m.impute) || "
+              "m.impute == 'worst') && (!has(m.imputeWhileRunning) || "
+              "m.imputeWhileRunning == 'false'))",
+              "impute and imputeWhileRunning need a single metric", ".metrics"),
+        _rule("!has(self.warmStart) || self.method == 'bayes'",
+              "only method bayes learns from earlier trials; remove warmStart or use bayes",
+              ".warmStart"),
+        _rule("!has(self.warmStart) || !has(self.warmStart.results)",
+              "warmStart.results names local files, which the operator cannot read; name "
+              "earlier Sweeps of this namespace in warmStart.sweeps instead",
+              ".warmStart.results"),
         _rule("self.method != 'grid' || self.parameters.all(k, "
               "!has(self.parameters[k].probabilities))",
               "probabilities have no meaning in a grid search (it visits every value once; "
@@ -165,6 +196,10 @@ LIMITS: dict[tuple[str, ...], dict[str, int]] = {
     ("parameters",): {"maxProperties": 100},
     ("parameters", "*", "values"): {"maxItems": 10000},
     ("parameters", "*", "probabilities"): {"maxItems": 10000},
+    ("metrics",): {"maxItems": 16},
+    ("constraints",): {"maxItems": 64},
+    ("warmStart", "sweeps"): {"maxItems": 64},
+    ("warmStart", "results"): {"maxItems": 64},
 }
 #: Longest string any spec field takes (a bound for the CEL cost estimate).
 MAX_STRING = 1024
@@ -245,8 +280,34 @@ def _status_schema() -> dict[str, Any]:
                                "little-endian float64 (step, value) pairs)."},
                     "metrics": {"type": "object", "additionalProperties": text,
                                 "description": "Last value of each trial's other metrics, "
-                                "by metric name (up to 8 names; base64 float32, NaN when "
-                                "a trial did not report it)."},
+                                "by metric name (up to 8 names, plus every objective and "
+                                "constrained metric; base64 float32, NaN when a trial did "
+                                "not report it)."},
+                },
+            },
+            "paretoFront": {
+                "type": "object",
+                "description": "With several objectives: the succeeded, feasible trials no "
+                "other trial beats on every objective.",
+                "properties": {
+                    "size": {**integer, "description": "Trials on the front."},
+                    "indices": {"type": "array", "items": integer,
+                                "description": "Their trial numbers, ascending."},
+                    "trials": {"type": "array", "items": trial,
+                               "description": f"The first {PARETO_LISTED} of them with their "
+                               "metrics and parameters."},
+                },
+            },
+            "warmStart": {
+                "type": "object",
+                "description": "Trials of the Sweeps named in spec.warmStart.sweeps that "
+                "seed the model.",
+                "properties": {
+                    "trials": {**integer, "description": "Earlier trials the model uses "
+                               "(succeeded, fit this space, report every objective)."},
+                    "read": {**integer, "description": "Finished trials read from them."},
+                    "missing": {"type": "array", "items": text,
+                                "description": "Named Sweeps not found in the namespace."},
                 },
             },
             "specHashes": {"type": "object", "additionalProperties": text,
@@ -365,6 +426,8 @@ PRINTER_COLUMNS = [
      "description": "Finished trials / budget"},
     {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running"},
     {"name": "Best", "type": "number", "jsonPath": ".status.bestValue"},
+    {"name": "Pareto", "type": "integer", "jsonPath": ".status.paretoFront.size",
+     "description": "Trials on the Pareto front (several objectives)"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

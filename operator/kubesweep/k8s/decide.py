@@ -42,6 +42,7 @@ from kubesweep.k8s.status import (
     spec_hashes,
     status_patch,
 )
+from kubesweep.k8s.warm import warm_status, warm_trials
 from kubesweep.rules import MUTABLE_FIELDS, Outcome
 from kubesweep.settings import Settings
 from kubesweep.spec import SpecError, SweepSpec, parse_spec
@@ -136,6 +137,10 @@ def decide(snap: Snapshot, now: datetime.datetime, settings: Settings) -> Plan:
     raw_spec = dict(sweep.get("spec") or {})
     try:
         spec = parse_spec(raw_spec)
+        if spec.warmStart is not None and spec.warmStart.results:
+            raise SpecError([("spec.warmStart.results", "names local files, which the "
+                              "operator cannot read; name earlier Sweeps of this namespace "
+                              "in warmStart.sweeps instead")])
     except SpecError as exc:
         return _invalid(plan, exc, status, generation, now)
     phase = status.get("phase")
@@ -299,7 +304,13 @@ class _Pass:
     def _rebuild(self) -> Tuner:
         records, self.corrupt = read_history(self.status.get("history"),
                                              lambda i: job_name(self.name, i))
-        return Tuner(self.spec, name=self.name, history=records)
+        prior = [t for other in self.snap.warm.values() if other is not None
+                 for t in warm_trials(other)]
+        tuner = Tuner(self.spec, name=self.name, history=records, prior=prior)
+        warm = self.spec.warmStart
+        self.warm = warm_status(warm.sweeps or [], self.snap.warm, prior, len(tuner.prior)) \
+            if warm is not None else None
+        return tuner
 
     def _observe_jobs(self) -> None:
         recorded = {t.index for t in self.tuner.trials}
@@ -450,7 +461,8 @@ class _Pass:
         unschedulable = sum(1 for o in self.open if o.state.unschedulable)
         status = build_status(self.status, self.tuner, self.spec, running=running,
                               unschedulable=unschedulable, generation=self.generation,
-                              outcome=outcome, hashes=self.hashes, now=self.stamp)
+                              outcome=outcome, hashes=self.hashes, now=self.stamp,
+                              warm=self.warm)
         if self.corrupt:
             status["conditions"] = set_condition(
                 status["conditions"], "StatusRecovered", True, "CorruptStatus",
@@ -465,6 +477,9 @@ class _Pass:
                 # a sweep without a metric has no value to show
                 result = f"{metric}={trial.value:g}" \
                     if metric is not None and trial.value is not None else "done"
+                if self.spec.multi_objective:
+                    result = ", ".join(f"{m.name}={trial.metrics.get(m.name)}"
+                                       for m in self.spec.objectives)
                 self.plan.events.append(Event("Normal", "TrialSucceeded",
                                               f"trial {trial.index} ({trial.name}): "
                                               f"{result}"))

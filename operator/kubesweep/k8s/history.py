@@ -108,8 +108,10 @@ def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
 
 
 def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
-           keep_curves: bool = False) -> dict[str, Any]:
-    """The finished trials as a compact history (see the module docstring)."""
+           keep_curves: bool = False, metric_names: Iterable[str] = ()) -> dict[str, Any]:
+    """The finished trials as a compact history (see the module docstring); the metrics
+    in `metric_names` (several objectives, constrained metrics) are always kept, on top of
+    the MAX_METRICS most reported ones."""
     done = sorted((t for t in trials if t.finished), key=lambda t: t.index)
     names = sorted({k for t in done for k in t.params} | set(spec_parameters))
     out: dict[str, Any] = {
@@ -129,7 +131,7 @@ def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
             continue
         out["params"][name] = _encode_column([t.params[name] for t in done],
                                              _choices(spec_parameters, name))
-    metrics = _encode_metrics(done)
+    metrics = _encode_metrics(done, metric_names)
     if metrics:
         out["metrics"] = metrics
     reasons = [(str(t.index), t.reason) for t in done if t.reason]
@@ -148,9 +150,10 @@ def metric_names(trials: Iterable[Trial], limit: int = MAX_METRICS) -> list[str]
     return sorted(sorted(counts, key=lambda n: (-counts[n], n))[:limit])
 
 
-def _encode_metrics(done: list[Trial]) -> dict[str, str]:
+def _encode_metrics(done: list[Trial], required: Iterable[str] = ()) -> dict[str, str]:
+    names = sorted(set(required) | set(metric_names(done)))
     return {name: _pack(np.asarray([_f32(t.metrics.get(name)) for t in done], dtype="<f4"))
-            for name in metric_names(done)}
+            for name in names}
 
 
 def _f32(value: Any) -> float:

@@ -34,6 +34,8 @@ class Snapshot:
     logs: dict[str, str | None] = field(default_factory=dict)
     #: Job creations the API server refused earlier in this pass: index → (params, message)
     rejected: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    #: the Sweeps spec.warmStart.sweeps names, by name (None: not found)
+    warm: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 def selector(sweep_name: str) -> str:
@@ -55,6 +57,11 @@ def observe(api: Api, namespace: str, name: str) -> Snapshot | None:
     status = sweep.get("status") or {}
     if changed_fields(sweep.get("spec") or {}, status.get("specHashes")):
         return snap  # decide refuses the change; no trial is looked at
+    finished = status.get("phase") in ("Succeeded", "Failed") and \
+        status.get("observedGeneration") == sweep["metadata"].get("generation")
+    if spec.warmStart is not None and not finished:
+        # warm start: the earlier Sweeps' status.history seeds this sweep's model
+        snap.warm = {n: api.get_sweep(namespace, n) for n in spec.warmStart.sweeps or []}
     uid = sweep["metadata"].get("uid", "")
     snap.jobs = [j for j in api.list_jobs(namespace, selector(name)) if objects.owned_by(j, uid)]
     # unreadable: every Job counts as unrecorded (decide reports it and rebuilds)

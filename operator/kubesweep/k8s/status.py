@@ -13,6 +13,9 @@ from kubesweep.rules import MUTABLE_FIELDS, RECENT_TRIALS, Outcome
 from kubesweep.spec import SweepSpec
 from kubesweep.tuner import Trial, Tuner
 
+#: Pareto-optimal trials listed with their metrics in status.paretoFront.trials (all of
+#: them are in .indices).
+PARETO_LISTED = 20
 CONDITION_TYPES = ("Running", "Succeeded", "Failed", "SpecAccepted")
 
 
@@ -50,6 +53,13 @@ def trial_summary(trial: Trial, state: str | None = None) -> dict[str, Any]:
     if trial.reason:
         out["reason"] = trial.reason
     return out
+
+
+def recorded_metrics(spec: SweepSpec) -> list[str]:
+    """Metrics the compact history keeps per trial besides the objective value: every
+    objective of a multi-objective sweep and every constrained metric."""
+    names = [m.name for m in spec.objectives] if spec.multi_objective else []
+    return list(dict.fromkeys(names + [c.metric for c in spec.constraints or []]))
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str,
@@ -93,9 +103,11 @@ def phase_conditions(old: list[dict[str, Any]], outcome: Outcome | None,
 def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
                  running: set[int], unschedulable: int, generation: int | None,
                  outcome: Outcome | None, hashes: dict[str, str],
-                 now: str | None = None) -> dict[str, Any]:
+                 now: str | None = None,
+                 warm: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole status for the tuner's trials (`running` = indices whose pod runs;
-    `now` an API timestamp, default the current time)."""
+    `now` an API timestamp, default the current time; `warm`: what the warm start read,
+    for status.warmStart)."""
     now = now or now_iso()
     trials = tuner.trials
     finished = [t for t in trials if t.finished]
@@ -126,7 +138,8 @@ def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
             for t in sorted(trials, key=lambda t: t.index)[-RECENT_TRIALS:]
         ],
         "history": history.encode(trials, spec.leaf_parameters,
-                                  keep_curves=spec.earlyTerminate is not None),
+                                  keep_curves=spec.earlyTerminate is not None,
+                                  metric_names=recorded_metrics(spec)),
         "specHashes": hashes,
         "startTime": old.get("startTime") or now,
     }
@@ -134,6 +147,12 @@ def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
     if best is not None:
         status["bestTrial"] = trial_summary(best)
         status["bestValue"] = best.value
+    if spec.multi_objective:
+        front = tuner.pareto_front
+        status["paretoFront"] = {"size": len(front), "indices": [t.index for t in front],
+                                 "trials": [trial_summary(t) for t in front[:PARETO_LISTED]]}
+    if warm is not None:
+        status["warmStart"] = warm
     if outcome is not None:
         status["completionTime"] = old.get("completionTime") or now
     message = (f"{len(finished)} of {tuner.budget} trials finished, {counts['running']} "

@@ -21,6 +21,7 @@ from kubesweep.spec import Sweep
 from kubesweep.template import local_command
 from kubesweep.trial_output import MetricLog
 from kubesweep.tuner import Outcome, Trial, Tuner
+from kubesweep.warm_start import read_local
 
 #: Seconds a trial gets between SIGTERM and SIGKILL when it is stopped.
 STOP_GRACE_SECONDS = 5.0
@@ -69,7 +70,9 @@ class LocalRunner:
         self.results_path = results_path
         self.log_dir = results_path.parent / "logs"
         self.view = view or View(stream=sys.stdout)
-        self.tuner = Tuner(self.spec, name=self.name)
+        # earlier sweeps' results live next to this one's (kubesweep-results/NAME/)
+        self.warm_read = read_local(self.spec, results_path.parent.parent)
+        self.tuner = Tuner(self.spec, name=self.name, prior=self.warm_read)
         self.requeue: list[Trial] = []
         self.resume = resume
         if resume:

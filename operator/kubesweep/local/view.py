@@ -35,8 +35,12 @@ def format_params(params: dict[str, Any]) -> str:
 
 
 def trial_table(tuner: Tuner, trials: list[Trial], best: Trial | None) -> list[str]:
-    """Rows of an aligned table of `trials`; the best one is marked with *."""
+    """Rows of an aligned table of `trials`; the best one (with several objectives: every
+    Pareto-optimal one) is marked with *, an infeasible one with !."""
     names = tuner.space.names
+    constrained = [c.metric for c in tuner.constraints]
+    if len(tuner.objectives) > 1 or (constrained and tuner.spec.metric is None):
+        return _metrics_table(tuner, trials, [m.name for m in tuner.objectives] + constrained)
     if tuner.spec.metric is not None:
         metrics = [tuner.spec.metric.name]
         header = ["", "trial", "state", *metrics, *names]
@@ -48,19 +52,66 @@ def trial_table(tuner: Tuner, trials: list[Trial], best: Trial | None) -> list[s
     for t in trials:
         if tuner.spec.metric is not None:
             values = ["" if t.value is None else short_value(t.value)]
+            values += [short_value(t.metrics[m]) if m in t.metrics else "" for m in constrained]
         else:
             values = [short_value(t.metrics[m]) if m in t.metrics else "" for m in metrics]
-        rows.append(["*" if best is not None and t is best else "", t.name, t.state, *values,
+        rows.append([_mark(tuner, t, [best] if best is not None else []), t.name, t.state,
+                     *values, *[short_value(t.params.get(n, "")) for n in names]])
+    return _aligned(rows)
+
+
+def _mark(tuner: Tuner, trial: Trial, chosen: list[Trial]) -> str:
+    if any(trial is c for c in chosen):
+        return "*"
+    if trial.state == "succeeded" and not tuner.feasible(trial):
+        return "!"
+    return ""
+
+
+def _metrics_table(tuner: Tuner, trials: list[Trial], metrics: list[str]) -> list[str]:
+    """The table of a sweep with several objectives or constraints: one column per
+    objective and constrained metric; Pareto-optimal trials marked *."""
+    names = tuner.space.names
+    front = tuner.pareto_front
+    rows = [["", "trial", "state", *metrics, *names]]
+    for t in trials:
+        rows.append([_mark(tuner, t, front), t.name, t.state,
+                     *[short_value(t.metrics[m]) if m in t.metrics else "" for m in metrics],
                      *[short_value(t.params.get(n, "")) for n in names]])
+    return _aligned(rows)
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    header = rows[0]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]
 
 
 def _goal(spec: SweepSpec) -> str:
-    if spec.metric is None:
-        return "no metric (every reported metric is recorded)"
-    return f"{spec.metric.goal.value} {spec.metric.name}"
+    if not spec.objectives:
+        goal = "no metric (every reported metric is recorded)"
+    elif spec.multi_objective:
+        goal = ", ".join(f"{m.goal.value} {m.name}" for m in spec.objectives) + \
+            " (Pareto front)"
+    else:
+        goal = f"{spec.metric.goal.value} {spec.metric.name}"
+    if spec.constraints:
+        goal += " subject to " + ", ".join(_bound(c) for c in spec.constraints)
+    return goal
+
+
+def _bound(c: Any) -> str:
+    if c.min is not None and c.max is not None:
+        return f"{c.min:g} <= {c.metric} <= {c.max:g}"
+    return f"{c.metric} <= {c.max:g}" if c.max is not None else f"{c.metric} >= {c.min:g}"
+
+
+def format_front(tuner: Tuner) -> list[str]:
+    """One line per Pareto-optimal trial: its objectives and parameters."""
+    return [f"  {t.name}  " + " ".join(f"{m.name}={short_value(t.metrics.get(m.name))}"
+                                       for m in tuner.objectives)
+            + f"  {format_params(t.params)}" for t in tuner.pareto_front]
 
 
 class View:
@@ -90,6 +141,11 @@ class View:
             f"{runner.tuner.budget} trials, {spec.parallelism} at a time, "
             f"{_goal(spec)}{resumed}"
         )
+        if runner.spec.warmStart is not None:
+            used, read = len(runner.tuner.prior), len(runner.warm_read)
+            self._print(f"warm start: {used} of {read} earlier trials seed the model (the "
+                        "others failed, lack an objective or do not fit this space)"
+                        if used < read else f"warm start: {used} earlier trials seed the model")
         self._print(f"results: {runner.results_path}  logs: {runner.log_dir}/")
 
     def note(self, text: str) -> None:
@@ -106,12 +162,15 @@ class View:
         if self.live or self.quiet:
             self.refresh(runner, force=True)
             return
-        if runner.spec.metric is None:
+        if runner.spec.metric is None or runner.tuner.constraints:
             value = format_params(trial.metrics)
         else:
             value = "" if trial.value is None else \
                 f"{runner.spec.metric.name}={trial.value:.6g}"
         reason = f"  ({trial.reason})" if trial.reason else ""
+        if not reason and trial.state == "succeeded":
+            why = runner.tuner.infeasibility(trial)
+            reason = f"  (infeasible: {why})" if why else ""
         self._print(f"{trial.state:<10}{trial.name}  {value}{reason}")
 
     def _erase(self) -> None:
@@ -140,10 +199,14 @@ class View:
         filled = int(width * len(finished) / max(1, tuner.budget))
         bar = "#" * filled + "-" * (width - filled)
         best = tuner.best
-        best_text = (f"best {tuner.spec.metric.name}={best.value:.6g} ({best.name})"
-                     if tuner.spec.metric is not None and best is not None and
-                     best.value is not None else
-                     "no metric to optimise" if tuner.spec.metric is None else "no result yet")
+        if len(tuner.objectives) > 1:
+            best_text = f"Pareto front {len(tuner.pareto_front)} trials"
+        elif tuner.spec.metric is None:
+            best_text = "no metric to optimise"
+        elif best is not None and best.value is not None:
+            best_text = f"best {tuner.spec.metric.name}={best.value:.6g} ({best.name})"
+        else:
+            best_text = "no result yet"
         elapsed = time.monotonic() - self._started_at
         lines = [f"[{bar}] {len(finished)}/{tuner.budget}  running {len(runner.running)}  "
                  f"{best_text}  {elapsed:,.0f}s"]
@@ -154,6 +217,9 @@ class View:
                          f"{progress}")
         for t in finished[-LIVE_FINISHED_ROWS:]:
             value = "" if t.value is None else f"{t.value:.6g}"
+            if len(tuner.objectives) > 1:
+                value = " ".join(f"{m.name}={short_value(t.metrics[m.name])}"
+                                 for m in tuner.objectives if m.name in t.metrics)
             lines.append(f"  {t.state:<10}{t.name}  {value}  {format_params(t.params)}")
         columns = shutil.get_terminal_size((120, 24)).columns
         return [line[:columns - 1] for line in lines]
@@ -164,7 +230,13 @@ class View:
         tuner = runner.tuner
         best = tuner.best
         trials = list(tuner.trials)
-        if len(trials) > MAX_TABLE_ROWS and tuner.spec.metric is None:
+        if len(trials) > MAX_TABLE_ROWS and len(tuner.objectives) > 1:
+            front = {t.index for t in tuner.pareto_front}
+            keep = {t.index for t in trials[-MAX_TABLE_ROWS:]} | front
+            trials = [t for t in trials if t.index in keep]
+            self.stream.write(f"\nthe Pareto front and the last trials, {len(trials)} of "
+                              f"{len(tuner.trials)}:\n")
+        elif len(trials) > MAX_TABLE_ROWS and tuner.spec.metric is None:
             trials = trials[-MAX_TABLE_ROWS:]
             self.stream.write(f"\nlast {len(trials)} of {len(tuner.trials)} trials:\n")
         elif len(trials) > MAX_TABLE_ROWS:
@@ -184,6 +256,11 @@ class View:
         for t in tuner.trials:
             if t.state == "failed" and t.reason and not self.quiet:
                 self.stream.write(f"  {t.name} failed: {t.reason}\n")
+        if len(tuner.objectives) > 1:
+            front = format_front(tuner)
+            self.stream.write(f"Pareto front ({len(front)} trial{'s' if len(front) != 1 else ''}, "
+                              "marked *):\n" +
+                              "".join(line + "\n" for line in front))
         if best is not None and tuner.spec.metric is not None:
             self.stream.write(
                 f"best trial: {best.name}  {tuner.spec.metric.name}={best.value:.6g}  "

@@ -12,12 +12,19 @@ from kubesweep.strategies.random_search import RandomStrategy
 
 def make_strategy(method: str, space: Space, **options: Any) -> Strategy:
     """The strategy for a sweep's `method`; `options` are its constructor's keyword
-    arguments (a TypeError names any the strategy does not take)."""
+    arguments (a TypeError names any the strategy does not take). `constrained=True`:
+    bayes models the probability that a trial meets the sweep's constraints."""
+    if method != "bayes":
+        options.pop("constrained", None)  # grid/random ignore results, constraints too
     if method == "grid":
         return GridStrategy(space, **options)
     if method == "random":
         return RandomStrategy(space, **options)
     if method == "bayes":
+        if options.pop("constrained", False):
+            from kubesweep.strategies.feasibility import ConstrainedBayesStrategy
+
+            return ConstrainedBayesStrategy(space, **options)
         from kubesweep.strategies.bayes import BayesStrategy
 
         return BayesStrategy(space, **options)

@@ -21,11 +21,14 @@ class Observation:
     """A finished trial as a strategy sees it.
 
     `loss` is the trial's value oriented so that lower is better (the tuner negates it
-    for `goal: maximize`); None when the trial failed or reported NaN.
+    for `goal: maximize`); None when the trial failed or reported NaN. `violations` has
+    one entry per constraint of the sweep: how far the trial's metric is outside the
+    bound (<= 0: within it; NaN: not reported); empty when the sweep has no constraints.
     """
 
     params: Params
     loss: float | None
+    violations: tuple[float, ...] = ()
 
 
 class Strategy(ABC):
