@@ -272,3 +272,25 @@ def test_evicted_trial_is_retried(cluster: ClusterHandle, release: Release, name
     pods = core.list_namespaced_pod(namespace, label_selector="kubesweep.io/sweep=evict")
     succeeded = [p.metadata.name for p in pods.items if p.status.phase == "Succeeded"]
     assert succeeded and first.metadata.name not in succeeded, succeeded
+
+
+def test_a_100_mb_trial_log_under_the_charts_memory_limit(
+        cluster: ClusterHandle, release: Release, namespace: str):
+    """Issue 13.6 on the real node: the operator pod runs under the chart's 512Mi limit
+    while it reads a trial that printed 100 MB; it is not OOM-killed (no restart) and
+    records the metric printed after the flood."""
+    flood = ("import sys\n"
+             "line = 'x' * 1023 + '\\n'\n"
+             "for _ in range(100 * 1024):\n"
+             "    sys.stdout.write(line)\n"
+             "print('loss=0.125')\n")
+    cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                    input=_trial_sweep("flood", flood))
+    status = _wait_phase(cluster, release, namespace, "flood")
+    assert status["phase"] == "Succeeded", status
+    (record,) = _records(cluster, namespace, "flood")
+    assert record["state"] == "succeeded" and record["value"] == 0.125
+    pod = _operator_pod(cluster, release)
+    (container,) = pod.status.container_statuses
+    assert container.restart_count == 0, _operator_log(cluster, release)
+    assert pod.spec.containers[0].resources.limits["memory"] == "512Mi"
