@@ -243,6 +243,14 @@ class BayesStrategy(Strategy):
 
     # -- the strategy --------------------------------------------------------------------
 
+    def _free_grid(self, taken_enc: np.ndarray) -> np.ndarray | None:
+        """The points of a finite space no trial has taken (empty when all were); None
+        when the space is not finite (candidates are then searched for)."""
+        if self._grid is None:
+            return None
+        taken = {self._key(e) for e in taken_enc}
+        return self._grid[[i for i, e in enumerate(self._grid) if self._key(e) not in taken]]
+
     def suggest(
         self,
         finished: Sequence[Observation],
@@ -265,14 +273,9 @@ class BayesStrategy(Strategy):
         losses = np.array([_as_loss(finished[i].loss) for i in kept])
         usable = np.isfinite(losses)
 
-        if self._grid is not None:
-            taken = {self._key(e) for e in np.vstack([finished_enc, pending_enc])}
-            free = [i for i, e in enumerate(self._grid) if self._key(e) not in taken]
-            if not free:
-                return None
-            candidates: np.ndarray | None = self._grid[free]
-        else:
-            candidates = None
+        candidates = self._free_grid(np.vstack([finished_enc, pending_enc]))
+        if candidates is not None and not len(candidates):
+            return None  # every point of the finite space was tried
 
         n_taken = len(finished) + len(pending)
         if n_taken < self.n_initial or usable.sum() < 2 or self.n_dims == 0:

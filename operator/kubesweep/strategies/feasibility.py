@@ -104,14 +104,9 @@ class ConstrainedBayesStrategy(BayesStrategy):
         for row, i in enumerate(kept):
             v = finished[i].violations
             violations[row, :len(v)] = v
-        if self._grid is not None:
-            taken = {self._key(e) for e in np.vstack([finished_enc, pending_enc])}
-            free = [i for i, e in enumerate(self._grid) if self._key(e) not in taken]
-            if not free:
-                return None
-            candidates: np.ndarray | None = self._grid[free]
-        else:
-            candidates = None
+        candidates = self._free_grid(np.vstack([finished_enc, pending_enc]))
+        if candidates is not None and not len(candidates):
+            return None  # every point of the finite space was tried
         usable = np.isfinite(losses)
         if len(finished) + len(pending) < self.n_initial or usable.sum() < 2 or \
                 self.n_dims == 0:
