@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,17 @@ from tests.cluster.processes import free_port
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "sweeps.kubesweep.io.yaml"
 GROUP, VERSION, PLURAL = "kubesweep.io", "v1alpha1", "sweeps"
+
+
+def _still_free(port: int) -> int:
+    """`port` if nothing listens on or holds it now, else a fresh free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return free_port()
+    return port
 
 
 class OperatorProcess:
@@ -58,9 +70,10 @@ class OperatorProcess:
         """Start the operator and wait until its readiness probe says ready (its watches
         run), or with `ready=False` only until its liveness probe answers."""
         if self.starts:
-            # fresh ports on a restart: the old ones may have been taken meanwhile (as an
-            # ephemeral source port of some connection), and a bind would then fail
-            self.metrics_port, self.liveness_port = free_port(), free_port()
+            # the same ports again (a Prometheus may be scraping them), unless one was
+            # taken meanwhile, e.g. as the ephemeral source port of some connection
+            self.metrics_port = _still_free(self.metrics_port)
+            self.liveness_port = _still_free(self.liveness_port)
         scope = ["--all-namespaces"] if self.namespace == "*" else \
             ["--namespace", self.namespace]
         args = [sys.executable, "-m", "kubesweep.cli", "operator", *scope,
