@@ -227,6 +227,22 @@ def events(cluster: ClusterHandle, namespace: str, sweep: str) -> list[dict[str,
     return json.loads(resp.data)["items"]
 
 
+def wait_events(cluster: ClusterHandle, op: OperatorProcess | None, namespace: str, sweep: str,
+                reasons: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+    """The Sweep's events once every reason in `reasons` is among them.
+
+    The operator posts events after the status write they describe (a lost event loses no
+    data), so a test that has just seen a phase must wait for its events, not read them."""
+    def check() -> list[dict[str, Any]] | None:
+        found = events(cluster, namespace, sweep)
+        return found if reasons <= {e["reason"] for e in found} else None
+
+    try:
+        return wait_for(check, timeout, f"events {sorted(reasons)} on sweep {sweep}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{op.hint() if op else cluster.log_hint()}") from None
+
+
 def sweep_manifest(name: str, command: str, *, parameters: dict[str, Any] | None = None,
                    method: str = "random", **spec: Any) -> dict[str, Any]:
     """A Sweep whose trial runs `python -c COMMAND` (instant trials by default)."""

@@ -22,12 +22,12 @@ from tests.k8s.operator_fixtures import (  # noqa: F401 (fixtures crd, operator)
     OperatorProcess,
     apply,
     crd_fixture,
-    events,
     get_sweep,
     jobs,
     operator_fixture,
     sweep_manifest,
     trial_records,
+    wait_events,
     wait_phase,
     wait_until,
 )
@@ -78,8 +78,8 @@ def test_failing_trials_are_recorded_with_reasons(cluster: ClusterHandle, namesp
     assert "exited with code 1" in by_mode["crash"]["reason"]
     assert by_mode["silent"]["state"] == "failed"
     assert "printed no 'loss' metric" in by_mode["silent"]["reason"]
-    reasons = {e["reason"] for e in events(cluster, namespace, "fails")}
-    assert {"TrialCreated", "TrialSucceeded", "TrialFailed", "SweepSucceeded"} <= reasons
+    wait_events(cluster, operator, namespace, "fails",
+                {"TrialCreated", "TrialSucceeded", "TrialFailed", "SweepSucceeded"})
 
 
 def test_unschedulable_trial_fails_after_the_start_timeout(cluster: ClusterHandle,
@@ -168,7 +168,7 @@ def test_early_termination_stops_poor_trials(cluster: ClusterHandle, namespace: 
     wait_until(lambda: not stopped_jobs & {j["metadata"]["name"]
                                            for j in jobs(cluster, namespace, "early")},
                30, "stopped Jobs to be deleted", operator)
-    assert any(e["reason"] == "TrialStopped" for e in events(cluster, namespace, "early"))
+    wait_events(cluster, operator, namespace, "early", {"TrialStopped"})
 
 
 def test_operator_killed_at_any_point_loses_and_duplicates_nothing(
@@ -299,7 +299,7 @@ def test_spec_errors_the_schema_cannot_see_go_to_status(cluster: ClusterHandle,
     cond = _conditions(sweep)["Failed"]
     assert cond["reason"] == "InvalidSpec"
     assert "spec.parameters.act" in cond["message"] and "probabilities" in cond["message"]
-    assert any(e["reason"] == "InvalidSpec" for e in events(cluster, namespace, "probs"))
+    wait_events(cluster, operator, namespace, "probs", {"InvalidSpec"})
     assert wait_phase(cluster, operator, namespace, "fine")["status"]["phase"] == "Succeeded"
 
     # a template the Job API refuses (container names are DNS labels): each trial fails
@@ -467,7 +467,7 @@ def test_changed_immutable_fields_pause_the_sweep(cluster: ClusterHandle, namesp
                       and c["status"] == "False"), None), 30, "SpecAccepted=False", operator)
     assert cond["reason"] == "ImmutableFieldChanged"
     assert "spec.method changed" in cond["message"]
-    assert any(e["reason"] == "SpecChangeRefused" for e in events(cluster, namespace, "frozen"))
+    wait_events(cluster, operator, namespace, "frozen", {"SpecChangeRefused"})
     paused = len(jobs(cluster, namespace, "frozen"))
     time.sleep(4)  # the running trial ends; no new one may start while paused
     assert len(jobs(cluster, namespace, "frozen")) == paused

@@ -17,9 +17,9 @@ from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
     OperatorProcess,
     apply,
     crd_fixture,
-    events,
     sweep_manifest,
     trial_records,
+    wait_events,
     wait_phase,
 )
 
@@ -76,7 +76,7 @@ def test_documented_rules_are_enough(cluster: ClusterHandle, namespace: str, crd
         sweep = wait_phase(cluster, op, namespace, "rbac", timeout=120)
         assert sweep["status"]["phase"] == "Succeeded"
         assert len(trial_records(sweep)) == 5
-        assert any(e["reason"] == "TrialCreated" for e in events(cluster, namespace, "rbac"))
+        wait_events(cluster, op, namespace, "rbac", {"TrialCreated"})
         metrics = op.metrics()
         errors = [line for line in metrics.splitlines()
                   if line.startswith("kubesweep_api_errors_total{") and

@@ -36,6 +36,7 @@ from tests.k8s.operator_fixtures import (  # noqa: F401 (fixtures crd, operator)
     operator_fixture,
     sweep_manifest,
     trial_records,
+    wait_events,
     wait_phase,
     wait_until,
 )
@@ -121,9 +122,10 @@ def test_a_job_deleted_by_hand_is_recorded_once_within_the_budget(
     assert by_index[1]["state"] == "stopped"
     assert by_index[1]["reason"].startswith("Job deleted: victim-1 was deleted")
     assert sweep["status"]["trials"]["created"] == 4
-    created = [e for e in events(cluster, namespace, "victim") if e["reason"] == "TrialCreated"]
+    posted = wait_events(cluster, operator, namespace, "victim", {"TrialCreated", "TrialStopped"})
+    created = [e for e in posted if e["reason"] == "TrialCreated"]
     assert len(created) == 4  # no fifth Job for a budget of 4
-    stopped = [e for e in events(cluster, namespace, "victim") if e["reason"] == "TrialStopped"]
+    stopped = [e for e in posted if e["reason"] == "TrialStopped"]
     assert len(stopped) == 1
 
 
