@@ -6,8 +6,9 @@
 Each method is asked for q trials at once (the trials of a batch run "in parallel": none
 of them is told before the whole batch was asked), then all q results are told, as a
 sweep with `parallelism: q` does when its trials take similar time. kubesweep through
-`Tuner.ask(q)`; Optuna's TPE with `constant_liar=True` through q `study.ask()` calls
-(its pending trials are RUNNING); W&B's engine through `sweeps.next_run` with the
+`Tuner.ask(q)`; Optuna's TPE with `constant_liar=True` and its GPSampler (needs torch;
+it scores a batch by qLogEI over the RUNNING trials) through q `study.ask()` calls (the
+pending trials are RUNNING); W&B's engine through `sweeps.next_run` with the
 batch's earlier runs in state `running`. Prints median [IQR] of the best value found
 after half and all of the budget.
 """
@@ -99,6 +100,7 @@ METHODS: dict[str, Callable[[Problem, int, int, int], list[float]]] = {
     "kubesweep-bayes": batch_kubesweep("bayes"),
     "kubesweep-random": batch_kubesweep("random"),
     "optuna-tpe-liar": batch_optuna("tpe"),
+    "optuna-gp": batch_optuna("gp"),
     "wandb-bayes": batch_wandb,
 }
 

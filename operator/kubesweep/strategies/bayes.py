@@ -50,6 +50,14 @@ from kubesweep.strategies.acquisition import categorical_moves, local_search, lo
 from kubesweep.strategies.base import Observation, Strategy
 from kubesweep.strategies.batch_pool import POOLS, POOLS_LOCK, Pool
 from kubesweep.strategies.gp import GP, Hyper, fit_hyper
+from kubesweep.strategies.trust_region import (
+    SAMPLE_POOLS,
+    SAMPLE_POOLS_LOCK,
+    SamplePool,
+    TrustRegion,
+    box,
+    perturbations,
+)
 from kubesweep.strategies.warping import transform_losses
 
 #: Fitted hyperparameters by (space layout, history prefix). Shared by every instance, so
@@ -119,6 +127,12 @@ class BayesStrategy(Strategy):
         sparse_tau: float = 0.1,
         pool_size: int = 512,
         pool_from: int = 64,
+        ts_min_dims: int | None = 12,
+        ts_from_pending: int = 8,
+        ts_candidates: int = 1000,
+        ts_perturbed: float = 15.0,
+        ts_ard: bool = True,
+        trust_region: TrustRegion | None = None,
     ) -> None:
         super().__init__(space)
         self.num_cols = np.asarray(space.numeric_columns, dtype=int)
@@ -142,6 +156,12 @@ class BayesStrategy(Strategy):
         self.sparse_tau = sparse_tau
         self.pool_size = pool_size
         self.pool_from = pool_from
+        self.ts_min_dims = ts_min_dims
+        self.ts_from_pending = ts_from_pending
+        self.ts_candidates = ts_candidates
+        self.ts_perturbed = ts_perturbed
+        self.ts_ard = ts_ard
+        self.trust_region = trust_region or TrustRegion()
         #: time only: the last encoded lists (see `_encode_all`)
         self._memo: dict[bool, tuple[list[Params], list[Params], list[np.ndarray],
                                      list[int]]] = {}
@@ -332,9 +352,10 @@ class BayesStrategy(Strategy):
         xn, xc = self._features(enc[keep])
         return xn, xc, y[keep]
 
-    def _hyper(self, enc: np.ndarray, losses: np.ndarray) -> Hyper:
+    def _hyper(self, enc: np.ndarray, losses: np.ndarray, ard: bool = False) -> Hyper:
         """MAP hyperparameters fit on a prefix of the history whose length depends only on
-        the history's length (every trial while small, then every ~6%), cached by content."""
+        the history's length (every trial while small, then every ~6%), cached by content.
+        `ard`: one length scale per parameter even in a small history (never tied)."""
         n = len(losses)
         step = 1 if n <= self.refit_every_until else max(1, n // 16)
         cut = n - n % step
@@ -345,7 +366,7 @@ class BayesStrategy(Strategy):
             digest.update(b"|")
         digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile},"
                       f"{self.tie_until},{self.tie_min_numeric},{self.sparse_from},"
-                      f"{self.sparse_tau}".encode())
+                      f"{self.sparse_tau},{ard}".encode())
         key = digest.digest()
         with _FITS_LOCK:
             if key in _FITS:
@@ -354,7 +375,8 @@ class BayesStrategy(Strategy):
         xn, xc, y = self._training_set(enc, losses, self.fit_points)
         p = xn.shape[1]
         sparse = self.sparse_from is not None and self.n_dims >= self.sparse_from
-        tie = not sparse and p >= self.tie_min_numeric and len(y) < self.tie_until * p
+        tie = (not sparse and not ard and p >= self.tie_min_numeric
+               and len(y) < self.tie_until * p)
         hyper = fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie,
                           sparse_tau=self.sparse_tau if sparse else None)
         with _FITS_LOCK:
@@ -366,6 +388,12 @@ class BayesStrategy(Strategy):
     def _model_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
                     pending_enc: np.ndarray, candidates: np.ndarray | None,
                     rng: np.random.Generator) -> np.ndarray:
+        if (candidates is None and self.ts_min_dims is not None
+                and self.n_dims >= self.ts_min_dims
+                and len(pending_enc) >= max(1, self.ts_from_pending)):
+            pick = self._thompson_pick(finished_enc, losses, pending_enc, rng)
+            if pick is not None:
+                return pick
         if (len(pending_enc) and candidates is None and self.pool_size
                 and len(finished_enc) >= self.pool_from):
             pick = self._pool_pick(finished_enc, losses, pending_enc)
@@ -471,6 +499,58 @@ class BayesStrategy(Strategy):
             POOLS[key] = pool
             while len(POOLS) > 8:
                 POOLS.popitem(last=False)
+        return pool
+
+    def _thompson_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
+                       pending_enc: np.ndarray, rng: np.random.Generator
+                       ) -> np.ndarray | None:
+        """A pick of a wide batch in a large space: the minimiser of one posterior sample
+        over the trust region's candidates (see trust_region); None when all are taken."""
+        pool = self._sample_pool(finished_enc, losses)
+        return pool.pick({self._key(e) for e in pending_enc}, rng)
+
+    def _sample_pool(self, finished_enc: np.ndarray, losses: np.ndarray) -> SamplePool:
+        """The trust region's candidates and joint posterior for this finished history."""
+        digest = hashlib.blake2b(self._signature, digest_size=16)
+        for part in (finished_enc, losses):
+            digest.update(np.ascontiguousarray(part).tobytes())
+            digest.update(b"|")
+        digest.update(repr(["ts", self.ts_candidates, self.ts_perturbed, self.ts_ard,
+                            self.trust_region,
+                            self.n_initial, self.max_points, self.prior_quantile,
+                            self.fit_points, self.sparse_from, self.sparse_tau]).encode())
+        key = digest.digest()
+        with SAMPLE_POOLS_LOCK:
+            if key in SAMPLE_POOLS:
+                SAMPLE_POOLS.move_to_end(key)
+                return SAMPLE_POOLS[key]
+        hyper = self._hyper(finished_enc, losses, ard=self.ts_ard)
+        gp = GP(*self._training_set(finished_enc, losses, self.max_points), hyper)
+        rng = np.random.default_rng(int.from_bytes(key[:8], "little"))
+        # the best finished trial (failed ones never): the box's center
+        finite = np.where(np.isfinite(losses), losses, np.inf)
+        cn, cc = self._features(finished_enc[[int(np.argmin(finite))]])
+        side = self.trust_region.side(losses, min(self.n_initial, len(losses)), self.n_dims)
+        p = len(self.num_cols)
+        lower, upper = box(cn[0], side, hyper.inv_sq_lengthscales[:p])
+        perturb = min(1.0, self.ts_perturbed / max(1, self.n_dims))
+        xn, xc = perturbations(cn[0], cc[0], lower, upper, self.n_categories,
+                               self.ts_candidates, perturb, rng)
+        snapped, seen = [], set()
+        for e in self._encoding(xn, xc):
+            s = self.space.canonical(self.space.decode(e))
+            k = self._key(s)
+            if k not in seen:
+                seen.add(k)
+                snapped.append(s)
+        penc = np.array(snapped)
+        pool = SamplePool.build(gp, penc, *self._features(penc))
+        pool.keys = [self._key(e) for e in penc]
+        pool.done = {self._key(e) for e in finished_enc}
+        with SAMPLE_POOLS_LOCK:
+            SAMPLE_POOLS[key] = pool
+            while len(SAMPLE_POOLS) > 4:
+                SAMPLE_POOLS.popitem(last=False)
         return pool
 
     def _candidates(self, gp: GP, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
