@@ -91,8 +91,9 @@ def perturbations(center_n: np.ndarray, center_c: np.ndarray, lower: np.ndarray,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """n candidates that move a random subset of the center's coordinates within the box.
 
-    Each coordinate (numeric and categorical alike) moves with probability `perturb`;
-    a candidate that would move none moves one coordinate chosen at random.
+    Each coordinate (numeric and categorical alike) moves with probability `perturb`
+    (a categorical one to another category); a candidate that would move none moves one
+    coordinate chosen at random.
     """
     p, q = len(center_n), len(center_c)
     mask = rng.random((n, p + q)) < perturb
@@ -104,7 +105,8 @@ def perturbations(center_n: np.ndarray, center_c: np.ndarray, lower: np.ndarray,
     xc = np.repeat(center_c[None, :], n, axis=0)
     for j, k in enumerate(n_categories):
         flip = mask[:, p + j]
-        xc[flip, j] = rng.integers(0, k, int(flip.sum()))
+        if k > 1:  # another category: a move that lands where it started moves nothing
+            xc[flip, j] = (center_c[j] + rng.integers(1, k, int(flip.sum()))) % k
     return xn, xc
 
 
