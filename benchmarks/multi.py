@@ -280,6 +280,17 @@ def _cell(values: list[float]) -> str:
     return f"{med:.4g} [{q1:.4g}, {q3:.4g}]"
 
 
+def _subset(methods: dict[str, Any], wanted: str | None) -> dict[str, Any]:
+    """The methods named in `wanted` (comma-separated; None: all), in their usual order."""
+    if wanted is None:
+        return methods
+    names = wanted.split(",")
+    unknown = [n for n in names if n not in methods]
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; valid: {', '.join(methods)}")
+    return {k: v for k, v in methods.items() if k in names}
+
+
 def _torch_ok() -> bool:
     try:
         import torch  # noqa: F401
@@ -296,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=100)
     ap.add_argument("--problems", default=None)
+    ap.add_argument("--methods", default=None,
+                    help="comma-separated subset of the methods (default: all that run)")
     args = ap.parse_args(argv)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     gp = _torch_ok()
@@ -305,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                    "optuna-tpe": optuna_mo("tpe"), "optuna-nsga2": optuna_mo("nsga2")}
         if gp:
             methods["optuna-gp"] = optuna_mo("gp")
+        methods = _subset(methods, args.methods)
         names = args.problems.split(",") if args.problems else list(MO_PROBLEMS)
         table: dict[str, dict[str, dict[int, list[float]]]] = {}
         for name in names:
@@ -333,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                      "optuna-tpe": optuna_constrained("tpe")}
         if gp:
             methods_c["optuna-gp"] = optuna_constrained("gp")
+        methods_c = _subset(methods_c, args.methods)
         names = args.problems.split(",") if args.problems else list(CONSTRAINED)
         res: dict[str, dict[str, dict[int, list[float]]]] = {}
         for name in names:
