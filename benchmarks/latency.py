@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks.peers import history, time_kubesweep, time_optuna, time_wandb
-from benchmarks.problems import PROBLEMS
+from benchmarks.problems import PROBLEMS, WIDE_PROBLEMS
 
 PEERS: dict[str, Callable] = {
     "kubesweep-bayes": lambda p, d, q: time_kubesweep("bayes", p, d, q, cold=False),
@@ -76,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="50,200,1000")
     ap.add_argument("--pending", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--problem", default="hartmann6")
+    ap.add_argument("--problem", default="hartmann6",
+                    help="a problem of problems.py, wide ones too (hartmann6-25d)")
     ap.add_argument("--methods", default=",".join(PEERS))
     ap.add_argument("--batch-sizes", default="8,64")
     ap.add_argument("--batch-history", type=int, default=500)
     ap.add_argument("--batch-methods", default=",".join(BATCH_PEERS))
     ap.add_argument("--skip-single", action="store_true", help="only the batch table")
     args = ap.parse_args(argv)
-    problem = PROBLEMS[args.problem]
+    problem = {**PROBLEMS, **WIDE_PROBLEMS}[args.problem]
     sizes = [int(s) for s in args.sizes.split(",")]
     methods = args.methods.split(",")
 
