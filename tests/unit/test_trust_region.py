@@ -212,3 +212,24 @@ def test_rebuilt_tuner_finishes_a_wide_batch_of_a_large_space_exactly_as_the_liv
     clear_caches()
     again = kubesweep.Tuner(spec, seed=4, history=[t.to_dict() for t in live.trials[:24]])
     assert [t.params for t in again.ask(24)] == [t.params for t in first + rest]
+
+
+def test_length_scales_are_tied_in_a_small_history_of_a_mid_size_space_only(monkeypatch):
+    """6 numeric parameters: tied below 3 trials per parameter; 14: per parameter."""
+    from kubesweep.strategies.gp import fit_hyper as real_fit
+
+    for n_params, expected in ((6, [True]), (14, [False])):
+        space = space_of({f"x{i:02d}": {"min": 0.0, "max": 1.0} for i in range(n_params)})
+        rng = np.random.default_rng(2)
+        finished = [Observation(p, (p["x00"] - 0.4) ** 2) for p in
+                    (space.sample(rng) for _ in range(15))]
+        calls: list[bool] = []
+
+        def spy(*args, calls=calls, **kwargs):
+            calls.append(kwargs.get("tie_numeric"))
+            return real_fit(*args, **kwargs)
+
+        clear_caches()
+        monkeypatch.setattr(bayes_module, "fit_hyper", spy)
+        bayes_module.BayesStrategy(space).suggest(finished, [], np.random.default_rng(0))
+        assert calls == expected
