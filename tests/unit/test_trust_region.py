@@ -215,14 +215,15 @@ def test_rebuilt_tuner_finishes_a_wide_batch_of_a_large_space_exactly_as_the_liv
 
 
 def test_length_scales_are_tied_in_a_small_history_of_a_mid_size_space_only(monkeypatch):
-    """6 numeric parameters: tied below 3 trials per parameter; 14: per parameter."""
+    """6 parameters: tied below 3 trials per parameter; 14: below 1 trial per parameter."""
     from kubesweep.strategies.gp import fit_hyper as real_fit
 
-    for n_params, expected in ((6, [True]), (14, [False])):
+    for n_params, n_trials, expected in ((6, 15, [True]), (14, 15, [False]),
+                                         (14, 12, [True])):
         space = space_of({f"x{i:02d}": {"min": 0.0, "max": 1.0} for i in range(n_params)})
         rng = np.random.default_rng(2)
         finished = [Observation(p, (p["x00"] - 0.4) ** 2) for p in
-                    (space.sample(rng) for _ in range(15))]
+                    (space.sample(rng) for _ in range(n_trials))]
         calls: list[bool] = []
 
         def spy(*args, calls=calls, **kwargs):

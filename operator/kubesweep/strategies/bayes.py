@@ -100,11 +100,14 @@ class BayesStrategy(Strategy):
     parameter (ARD after that; 0 disables). Measured: Hartmann6 (6 floats) median best
     at 15 trials -2.37 → -2.54 over seeds 0–39; on mlp-digits (4 numeric + 1 categorical)
     tying from 3 numeric parameters cost ~0.0017 at 15 trials, hence 5. With more than
-    `tie_max_dims` searchable parameters the fit never ties (ARD from the first model
-    trial): on Hartmann6 hidden in 25 parameters, median best tied against ARD was
-    -2.85 against -3.15 after 40 sequential trials (10 of 10 seeds better, seeds 0-9),
+    `tie_max_dims` searchable parameters the fit ties only while it has fewer than
+    `tie_until_wide` points per numeric parameter: on Hartmann6 hidden in 25 parameters
+    (seeds 0-9 unless said), median best tied (to 75 trials) against ARD from the first
+    fit was -2.85 against -3.15 after 40 sequential trials (10 of 10 seeds better),
     -3.15 against -3.25 after 64 in batches of 8 (8 of 10), -2.16 against -2.43 after 64
-    in batches of 32 (seeds 0-19): the tie helps around 6 parameters, not at 25.
+    in batches of 32 (seeds 0-19); but after 32 trials in batches of 8, fit on 8-24
+    points, -2.76 against -2.70 (seeds 100-109: -2.90 against -2.60), hence tied below
+    one point per parameter.
     `sparse_from`: with at least this many searchable parameters, the fit uses the
     half-Cauchy(0, `sparse_tau`) length-scale prior (and never ties). Off (None): on
     Hartmann6 hidden in 25 parameters, batches of 8, 64 trials, seeds 0-4, the median
@@ -147,6 +150,7 @@ class BayesStrategy(Strategy):
         tie_until: float = 3.0,
         tie_min_numeric: int = 5,
         tie_max_dims: int | None = 11,
+        tie_until_wide: float = 1.0,
         sparse_from: int | None = None,
         sparse_tau: float = 0.1,
         pool_size: int = 512,
@@ -177,6 +181,7 @@ class BayesStrategy(Strategy):
         self.tie_until = tie_until
         self.tie_min_numeric = tie_min_numeric
         self.tie_max_dims = tie_max_dims
+        self.tie_until_wide = tie_until_wide
         self.sparse_from = sparse_from
         self.sparse_tau = sparse_tau
         self.pool_size = pool_size
@@ -391,6 +396,7 @@ class BayesStrategy(Strategy):
             digest.update(b"|")
         digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile},"
                       f"{self.tie_until},{self.tie_min_numeric},{self.tie_max_dims},"
+                      f"{self.tie_until_wide},"
                       f"{self.sparse_from},"
                       f"{self.sparse_tau},{ard}".encode())
         key = digest.digest()
@@ -402,8 +408,9 @@ class BayesStrategy(Strategy):
         p = xn.shape[1]
         sparse = self.sparse_from is not None and self.n_dims >= self.sparse_from
         wide = self.tie_max_dims is not None and self.n_dims > self.tie_max_dims
-        tie = (not sparse and not ard and not wide and p >= self.tie_min_numeric
-               and len(y) < self.tie_until * p)
+        until = self.tie_until_wide if wide else self.tie_until
+        tie = (not sparse and not ard and p >= self.tie_min_numeric
+               and len(y) < until * p)
         hyper = fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie,
                           sparse_tau=self.sparse_tau if sparse else None)
         with _FITS_LOCK:
