@@ -170,12 +170,13 @@ def time_kubesweep(method: str, problem: Problem, done: list, pending: list,
     Otherwise the fit for this history is cached (the steady state between refit points).
     """
     import kubesweep
-    from kubesweep.strategies import batch_pool, bayes
+    from kubesweep.strategies import batch_pool, bayes, trust_region
 
     if cold:
         bayes._FITS.clear()
         bayes._ENCODED.clear()
         batch_pool.POOLS.clear()
+        trust_region.SAMPLE_POOLS.clear()
     tuner = kubesweep.Tuner(kubesweep_spec(problem.params, method, 10_000), seed=0)
     for params, value in done:
         tuner.add(params, value)

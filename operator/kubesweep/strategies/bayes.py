@@ -390,27 +390,27 @@ class BayesStrategy(Strategy):
         step = 1 if n <= self.refit_every_until else max(1, n // 16)
         cut = n - n % step
         enc, losses = enc[:cut], losses[:cut]
+        # decided before the cache lookup, so a fit asked for with `ard` that would not
+        # have tied anyway is the same cached fit
+        p = len(self.num_cols)
+        n_fit = min(len(losses), self.fit_points)
+        sparse = self.sparse_from is not None and self.n_dims >= self.sparse_from
+        wide = self.tie_max_dims is not None and self.n_dims > self.tie_max_dims
+        until = self.tie_until_wide if wide else self.tie_until
+        tie = (not sparse and not ard and p >= self.tie_min_numeric
+               and n_fit < until * p)
         digest = hashlib.blake2b(digest_size=16)
         for part in (self.num_cols, np.asarray(self.n_categories), enc, losses):
             digest.update(np.ascontiguousarray(part).tobytes())
             digest.update(b"|")
         digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile},"
-                      f"{self.tie_until},{self.tie_min_numeric},{self.tie_max_dims},"
-                      f"{self.tie_until_wide},"
-                      f"{self.sparse_from},"
-                      f"{self.sparse_tau},{ard}".encode())
+                      f"{tie},{sparse},{self.sparse_tau}".encode())
         key = digest.digest()
         with _FITS_LOCK:
             if key in _FITS:
                 _FITS.move_to_end(key)
                 return _FITS[key]
         xn, xc, y = self._training_set(enc, losses, self.fit_points)
-        p = xn.shape[1]
-        sparse = self.sparse_from is not None and self.n_dims >= self.sparse_from
-        wide = self.tie_max_dims is not None and self.n_dims > self.tie_max_dims
-        until = self.tie_until_wide if wide else self.tie_until
-        tie = (not sparse and not ard and p >= self.tie_min_numeric
-               and len(y) < until * p)
         hyper = fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie,
                           sparse_tau=self.sparse_tau if sparse else None)
         with _FITS_LOCK:
