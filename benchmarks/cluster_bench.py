@@ -28,12 +28,22 @@ from tests.cluster.fixtures import ClusterHandle, _kubectl_path
 from tests.k8s.operator_fixtures import GROUP, PLURAL, VERSION, OperatorProcess, install_crd
 
 TRIAL_LABEL = "kubesweep.io/trial"
+#: Client rate limits of the controller manager and scheduler as large clusters set them.
+#: The defaults (20 requests/s for kube-controller-manager) make the Job controller, not
+#: the operator, the bottleneck at a few hundred trials per minute: it needs ~6 requests
+#: per Job (create the pod, status updates, the pod's tracking finalizer).
+FAST_CONTROL_PLANE = {
+    "kube-controller-manager": ["--kube-api-qps=300", "--kube-api-burst=600"],
+    "kube-scheduler": ["--kube-api-qps=300", "--kube-api-burst=600"],
+}
 
 
 @contextlib.contextmanager
-def local_cluster(run_dir: Path, nodes: list[NodeSpec]) -> Iterator[ClusterHandle]:
-    """A LocalCluster (tests/cluster) with `nodes` (may be []), the Sweep CRD installed."""
-    local = LocalCluster(run_dir, nodes)
+def local_cluster(run_dir: Path, nodes: list[NodeSpec],
+                  fast: bool = True) -> Iterator[ClusterHandle]:
+    """A LocalCluster (tests/cluster) with `nodes` (may be []), the Sweep CRD installed;
+    `fast`: with FAST_CONTROL_PLANE's rate limits (else the components' defaults)."""
+    local = LocalCluster(run_dir, nodes, extra_args=FAST_CONTROL_PLANE if fast else None)
     state = local.start()
     api = kubernetes.config.new_client_from_config(config_file=state.kubeconfig)
     try:

@@ -76,6 +76,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=40, help="trials per sweep")
     parser.add_argument("--parallelism", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--default-rate-limits", action="store_true",
+                        help="keep kube-controller-manager's default 20 requests/s (the Job "
+                        "controller is then the bottleneck)")
     args = parser.parse_args()
     total = args.sweeps * args.trials
     with tempfile.TemporaryDirectory(prefix="kubesweep-load-") as tmp:
@@ -83,7 +86,8 @@ def main() -> int:
         # finished pods stay until their Job is pruned (keepFinishedJobs 100 per sweep):
         # room for every trial's pod on the one node
         node = NodeSpec(cpu="4000", memory="4000Gi", pods=total + 200)
-        with local_cluster(tmp_path / "cluster", [node]) as cluster:
+        with local_cluster(tmp_path / "cluster", [node],
+                           fast=not args.default_rate_limits) as cluster:
             cluster.kubectl("create", "namespace", NAMESPACE)
             op = start_operator(cluster, NAMESPACE, tmp_path)
             assert op.proc is not None
@@ -137,6 +141,8 @@ def main() -> int:
     rows = [
         ("sweeps", f"{args.sweeps} × {args.trials} trials (random, `echo`), "
                    f"parallelism {args.parallelism} each = {total} trials; one process node"),
+        ("controller manager / scheduler client limits",
+         "defaults (20 / 50 requests/s)" if args.default_rate_limits else "300 requests/s"),
         ("every sweep finished", f"{'yes' if succeeded == args.sweeps else 'NO'} "
                                  f"({succeeded}/{args.sweeps} Succeeded, "
                                  f"{len(finish)} finished)"),
