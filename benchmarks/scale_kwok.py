@@ -69,13 +69,15 @@ def kwok_binary() -> Path:
 def start_kwok(cluster: ClusterHandle, log_path: Path) -> subprocess.Popen[bytes]:
     """kwok managing the Nodes annotated kwok.x-k8s.io/node=fake, with our stages.
 
-    Its nodes' kubelet endpoint is 127.0.0.1 on a port nothing listens on: the API
-    server's pods/log proxy to a kwok node fails at once, on loopback."""
+    Its nodes' addresses and kubelet endpoint are kwok's own server on 127.0.0.1 (which
+    has no logs to serve): the API server's pods/log proxy stays on loopback."""
+    port = free_port()
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             [str(kwok_binary()), f"--kubeconfig={cluster.kubeconfig}", f"--config={STAGES}",
              f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-             "--node-ip=127.0.0.1", f"--node-port={free_port()}", "--cidr=10.96.0.1/12"],
+             "--node-ip=127.0.0.1", f"--node-port={port}",
+             f"--server-address=127.0.0.1:{port}", "--cidr=10.96.0.1/12"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
 
