@@ -251,6 +251,17 @@ class Watcher:
                 if done is not None:
                     times.completion_wall[index] = done.timestamp()
 
+    def worst(self, count: int = 5) -> list[tuple[float, str, int, float]]:
+        """The `count` largest watch-based lags: (lag, sweep, index, when the Job was
+        seen finished, monotonic)."""
+        out = []
+        with self.lock:
+            for key, times in self.sweeps.items():
+                for i, done in times.job_done.items():
+                    if i in times.recorded:
+                        out.append((times.recorded[i] - done, key, i, done))
+        return sorted(out, reverse=True)[:count]
+
     def lags(self) -> tuple[list[float], list[float]]:
         """(watch-based lags, completionTime-based lags) in seconds over every trial seen
         both finished and recorded. The first is precise; the second uses the Job's

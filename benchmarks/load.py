@@ -25,6 +25,7 @@ Needs scripts/build-control-plane.sh and scripts/install-tools.sh first.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -50,6 +51,8 @@ from benchmarks.cluster_bench import (
 )
 from tests.cluster.control_plane import NodeSpec
 
+#: the operator's log is copied here (the run's directory is removed)
+KEPT_LOG = Path(tempfile.gettempdir()) / "kubesweep-load-operator.log"
 NAMESPACE = "load"
 
 
@@ -123,6 +126,7 @@ def main() -> int:
             finally:
                 watcher.stop()
                 op.stop()
+                shutil.copy(op.log_path, KEPT_LOG)
     with watcher.lock:
         times = {n: watcher.sweeps[n] for n in names}
     finish = sorted(t.finished_at - started for t in times.values() if t.finished_at)
@@ -169,6 +173,9 @@ def main() -> int:
     print("\noperator requests by call:")
     for call, count in sorted(ops.items(), key=lambda kv: -kv[1]):
         print(f"  {call:<22} {count:8.0f}  ({count / max(recorded, 1):.2f} / trial)")
+    print("\nlargest lags (s after apply the Job was seen finished):")
+    for lag, key, index, done in watcher.worst():
+        print(f"  {lag:6.2f} s  {key} trial {index} (Job finished at {done - started:.1f} s)")
     if watcher.errors:
         print(f"\nwatch errors (re-opened): {len(watcher.errors)}, last: {watcher.errors[-1]}")
     return 0 if succeeded == args.sweeps else 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,6 +56,8 @@ from tests.cluster.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = REPO / "benchmarks" / "kwok" / "stages.yaml"
+#: the operator's log is copied here (the run's directory is removed)
+KEPT_LOG = Path(tempfile.gettempdir()) / "kubesweep-kwok-operator.log"
 NAMESPACE = "scale"
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -120,10 +123,10 @@ def sweep(name: str, trials: int, parallelism: int, seed: int) -> dict[str, Any]
             "seed": seed, "metric": {"name": "loss", "goal": "minimize"},
             "parameters": {"x": {"distribution": "uniform", "min": 0, "max": 1},
                            "act": {"values": ["relu", "tanh"]}},
+            "trialResources": {"gpu": 1},
             "trialTemplate": {"spec": {"template": {"spec": {"containers": [{
                 "name": "trial", "image": "trainer:1",
-                "command": ["echo", "loss=${params.x}"],
-                "resources": {"limits": {"nvidia.com/gpu": 1}}}]}}}},
+                "command": ["echo", "loss=${params.x}"]}]}}}},
         },
     }
 
@@ -210,6 +213,7 @@ def main() -> int:
                                                   separators=(",", ":")))
                 finally:
                     op.stop()
+                    shutil.copy(op.log_path, KEPT_LOG)
             finally:
                 os.killpg(kwok.pid, signal.SIGTERM)
                 kwok.wait(15)
