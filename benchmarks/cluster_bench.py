@@ -110,9 +110,14 @@ def operator_requests(text: str) -> dict[str, float]:
 
 def apiserver_requests(cluster: ClusterHandle) -> dict[str, float]:
     """The API server's `apiserver_request_total`, summed by "VERB resource" (every
-    client: the operator, kube-controller-manager, scheduler, node agents or kwok)."""
+    client: the operator, kube-controller-manager, scheduler, node agents or kwok), plus
+    "seconds CONNECT pods/log": the total time its pods/log requests took."""
     text = cluster.kubectl("get", "--raw", "/metrics").stdout
     out: dict[str, float] = collections.defaultdict(float)
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_duration_seconds_sum{") and \
+                'subresource="log"' in line and 'verb="CONNECT"' in line:
+            out["seconds CONNECT pods/log"] += float(line.rsplit(" ", 1)[1])
     for line in text.splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue

@@ -119,6 +119,7 @@ def main() -> int:
                 rss = peak_rss_mib(pid)
                 ops = diff(operator_requests(op.metrics()), ops0)
                 api = diff(apiserver_requests(cluster), api0)
+                log_seconds = api.pop("seconds CONNECT pods/log", 0.0)
                 errors = metric_sum(op.metrics(), "kubesweep_reconcile_errors_total")
                 conflicts = metric_sum(op.metrics(), "kubesweep_status_conflicts_total")
                 load_after = loadavg()
@@ -166,6 +167,9 @@ def main() -> int:
          f"{max(coarse, default=float('nan')):.2f} s (n={len(coarse)})"),
         ("operator API requests / trial", f"{sum(ops.values()) / max(recorded, 1):.2f}"),
         ("all apiserver requests / trial", f"{sum(api.values()) / max(recorded, 1):.1f}"),
+        ("pods/log requests: mean time in the API server",
+         f"{log_seconds / max(api.get('CONNECT pods/log', 0), 1):.3f} s (the node agent "
+         "serves the log)"),
         ("reconcile errors / status conflicts", f"{errors:.0f} / {conflicts:.0f}"),
         ("load average before / after", f"{load_before} / {load_after}"),
     ]

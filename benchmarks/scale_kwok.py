@@ -155,9 +155,14 @@ def main() -> int:
     parser.add_argument("--small-parallelism", type=int, default=10)
     parser.add_argument("--interval", type=float, default=5.0, help="sampling period, s")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--operator-source", type=Path,
+                        help="run the operator from this copy of operator/ (e.g. an older "
+                        "commit's, from `git archive`) to compare")
     args = parser.parse_args()
     total = args.big_trials + args.small_sweeps * args.small_trials
     env = {}
+    if args.operator_source:
+        env["PYTHONPATH"] = str(args.operator_source.resolve())
     if os.environ.get("KUBESWEEP_PROFILE"):
         env["KUBESWEEP_PROFILE"] = os.environ["KUBESWEEP_PROFILE"]
     timeline: list[tuple[float, float, int, int]] = []  # (t, cpu, finished big, all)
@@ -202,6 +207,7 @@ def main() -> int:
                     rss = peak_rss_mib(pid)
                     ops = diff(operator_requests(op.metrics()), ops0)
                     api = diff(apiserver_requests(cluster), api0)
+                    api.pop("seconds CONNECT pods/log", None)
                     text = op.metrics()
                     errors = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                                  if line.startswith("kubesweep_reconcile_errors_total{"))
