@@ -11,3 +11,8 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1] / "operator")
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p
 )
+
+# Defined here, once: a fixture imported into two conftests is two fixtures, and a second
+# session-scoped real node would wait for the first (one real node per machine) until it
+# timed out. tests/node and tests/chaos both use this one.
+from tests.cluster.fixtures import real_node_cluster  # noqa: E402, F401

@@ -26,7 +26,7 @@ from tests.k8s.operator_fixtures import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.k8s, pytest.mark.chaos]
+pytestmark = [pytest.mark.k8s, pytest.mark.chaos, pytest.mark.real_node]
 
 TOTAL, PARALLELISM = 100, 10
 #: loss = (x - 0.3)^2, computed by the trial after sleeping d seconds

@@ -111,7 +111,7 @@ def _rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 def _rbac_md_grants() -> set[tuple[str, str, str]]:
     """The rules of docs/rbac.md's YAML block: the operator's own list, proven enough by
-    tests/k8s/test_operator_rbac.py."""
+    tests/node/test_operator_rbac.py."""
     text = (REPO_ROOT / "docs" / "rbac.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", text, re.S)
     assert block, "docs/rbac.md has no ```yaml block"

@@ -12,11 +12,10 @@ from tests.cluster.fixtures import (  # noqa: F401 (pytest finds fixtures by nam
     ClusterHandle,
     namespace,
     pytest_runtest_makereport,
-    real_node_cluster,
 )
 
 
 @pytest.fixture(scope="session")
-def cluster(real_node_cluster: ClusterHandle) -> ClusterHandle:  # noqa: F811
+def cluster(real_node_cluster: ClusterHandle) -> ClusterHandle:
     """The real-node cluster, for every fixture here that asks for `cluster`."""
     return real_node_cluster

@@ -1,6 +1,6 @@
 """End to end on the real node, as a user does it: the images scripts/build-images.sh
 built (imported into the node's containerd, so nothing is pulled), `helm install` of the
-chart with its default values, `kubectl apply -f examples/digits-mlp.yaml` unchanged.
+chart with its default values, `kubectl apply -f examples/...` unchanged.
 
 The operator pod runs the image under the chart's securityContext (uid 65532, read-only
 root, no USER variable) and reaches the API server through the `kubernetes` Service via
@@ -29,6 +29,9 @@ from tests.images.rootfs import require_images
 pytestmark = [pytest.mark.k8s, pytest.mark.real_node]
 
 EXAMPLE = REPO_ROOT / "examples" / "digits-mlp.yaml"
+#: every example Sweep, applied unchanged (bayes, random, grid)
+EXAMPLES = (EXAMPLE, REPO_ROOT / "examples" / "digits-mlp-random.yaml",
+            REPO_ROOT / "examples" / "digits-mlp-grid.yaml")
 TRIAL_IMAGE = "ghcr.io/kubesweep/trial-sklearn:0.1.0"
 # A loaded 2-core machine shared with other sessions: generous, never asserted as a speed.
 SWEEP_TIMEOUT = 900.0
@@ -182,23 +185,41 @@ def test_operator_pod_runs_the_image_as_the_chart_says_and_is_scraped(
         prometheus.stop()
 
 
-def test_example_runs_to_success_and_delete_cleans_up(
+def test_examples_run_to_success_and_delete_cleans_up(
         cluster: ClusterHandle, release: Release, namespace: str):
-    """`kubectl apply -f examples/digits-mlp.yaml` unchanged: trials run the trial image,
-    metrics come from their logs and termination messages, `kubectl delete sw` removes
-    every Job."""
-    cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE))
-    name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
-    status = _wait_phase(cluster, release, namespace, name)
-    assert status["phase"] == "Succeeded", status.get("conditions")
-    budget = yaml.safe_load(EXAMPLE.read_text())["spec"]["maxTrials"]
-    records = _records(cluster, namespace, name)
-    assert len(records) == budget == status["trials"]["succeeded"], status["trials"]
-    assert all(0 < r["value"] <= 1 for r in records)
-    assert status["bestValue"] == max(r["value"] for r in records)
+    """`kubectl apply -f examples/...` unchanged, the bayes, random and grid examples at
+    once: trials run the trial image, metrics come from their logs and termination
+    messages, `kubectl get sw` shows them, `kubectl delete sw` removes every Job."""
+    cluster.kubectl("apply", "-n", namespace,
+                    *[arg for path in EXAMPLES for arg in ("-f", str(path))])
+    docs = {(doc := yaml.safe_load(path.read_text()))["metadata"]["name"]: doc
+            for path in EXAMPLES}
+    for name, doc in docs.items():
+        status = _wait_phase(cluster, release, namespace, name)
+        assert status["phase"] == "Succeeded", (name, status.get("conditions"))
+        # grid: the grid's size (4 x 4), the others their maxTrials
+        budget = doc["spec"].get("maxTrials", 16)
+        records = _records(cluster, namespace, name)
+        assert len(records) == budget == status["trials"]["succeeded"], \
+            (name, status["trials"])
+        assert sorted(r["index"] for r in records) == list(range(budget))
+        assert all(set(r["params"]) == {"epochs", "learning_rate"} for r in records)
+        assert all(0 < r["value"] <= 1 for r in records)
+        best = max(records, key=lambda r: r["value"])
+        assert status["bestValue"] == best["value"]
+        assert status["bestTrial"]["params"] == best["params"]
+        assert status["progress"] == f"{budget}/{budget}"
+    grid = _records(cluster, namespace, "digits-mlp-grid")
+    assert len({(r["params"]["epochs"], r["params"]["learning_rate"]) for r in grid}) == 16
+    table = cluster.kubectl("get", "sw", "-n", namespace).stdout
+    assert "METHOD" in table and "digits-mlp-grid" in table and "16/16" in table, table
+    # kubectl wait works on the standard condition
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Succeeded", "--timeout=5s",
+                    *[f"sweep/{name}" for name in docs])
 
     # the trial's output through kubectl logs: one JSON line per epoch
-    best = status["bestTrial"]
+    name = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
+    best = _sweep_status(cluster, namespace, name)["bestTrial"]
     logs = cluster.kubectl("logs", "-n", namespace, f"job/{name}-{best['index']}").stdout
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     assert len(lines) == best["params"]["epochs"], logs
@@ -210,10 +231,12 @@ def test_example_runs_to_success_and_delete_cleans_up(
     assert terminated.exit_code == 0
     assert json.loads(terminated.message)["val_acc"] == best["value"]
 
-    cluster.kubectl("delete", "sw", name, "-n", namespace, "--wait=true", "--timeout=120s")
+    for name in docs:
+        cluster.kubectl("delete", "sw", name, "-n", namespace, "--wait=true",
+                        "--timeout=120s")
     wait_for(lambda: not cluster.batch().list_namespaced_job(
-        namespace, label_selector=f"kubesweep.io/sweep={name}").items, 120,
-        "the sweep's Jobs deleted with it", _operator_log(cluster, release))
+        namespace, label_selector="kubesweep.io/sweep").items, 120,
+        "the sweeps' Jobs deleted with them", _operator_log(cluster, release))
 
 
 def test_metric_only_in_the_termination_message_counts(
@@ -241,9 +264,10 @@ def test_trial_over_its_memory_limit_fails_as_oom_killed(
     assert record["state"] == "failed" and "OOMKilled" in record["reason"], record
 
 
-def test_evicted_trial_is_retried(cluster: ClusterHandle, release: Release, namespace: str):
-    """The Eviction API takes the running trial's pod; the trial runs again (same Job)
-    and succeeds without using another trial of the budget."""
+def test_drained_trial_is_retried(cluster: ClusterHandle, release: Release, namespace: str):
+    """`kubectl drain` of the node evicts the running trial's pod (through the Eviction
+    API, as for a node upgrade); once the node is back (`uncordon`) the trial runs again
+    in the same Job and succeeds without using another trial of the budget."""
     command = "import time; time.sleep(20); print('loss=0.5')"
     cluster.kubectl("apply", "-n", namespace, "-f", "-",
                     input=_trial_sweep("evict", command, trialRetries=2))
@@ -256,9 +280,18 @@ def test_evicted_trial_is_retried(cluster: ClusterHandle, release: Release, name
 
     first = wait_for(running_pod, 180, "the trial's pod running",
                      _operator_log(cluster, release))
-    core.create_namespaced_pod_eviction(first.metadata.name, namespace, {
-        "apiVersion": "policy/v1", "kind": "Eviction",
-        "metadata": {"name": first.metadata.name, "namespace": namespace}})
+    node = first.spec.node_name
+    try:
+        # only the trial's pods: the operator's own pod runs on this one node too
+        drain = cluster.kubectl("drain", node, "--pod-selector=kubesweep.io/sweep=evict",
+                                "--ignore-daemonsets", "--delete-emptydir-data",
+                                "--timeout=120s", check=False, timeout=150)
+        assert drain.returncode == 0, f"{drain.stdout}{drain.stderr}"
+        assert f"pod/{first.metadata.name} evicted" in drain.stdout, drain.stdout
+        # cordoned: the retried trial's pod waits for the node
+        assert cluster.core().read_node(node).spec.unschedulable
+    finally:
+        cluster.kubectl("uncordon", node)
     status = _wait_phase(cluster, release, namespace, "evict", timeout=300)
     assert status["phase"] == "Succeeded", (status.get("conditions"),
                                             _records(cluster, namespace, "evict"))

@@ -4,7 +4,9 @@ Two of them passed only because the node agent runs pods as host processes: a po
 reaching the API server through the `kubernetes` Service's ClusterIP (needs kube-proxy),
 and trials that `import kubesweep` (needs kubesweep in the trial image, which
 scripts/build-images.sh now installs). Here they run unchanged on the real node (this
-directory's `cluster` is the real-node cluster), against the built trial image.
+directory's `cluster` is the real-node cluster), against the built trial image. The
+security tests of trial output and values run here too: a Secret the trial prints stays
+in its container's log; `$(VAR)` references in values reach the container verbatim.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from tests.k8s.test_cluster import (  # noqa: F401 (collected here, on the real 
 )
 from tests.k8s.test_operator import (  # noqa: F401
     test_failing_trials_are_recorded_with_reasons,
+)
+from tests.k8s.test_reliability import (  # noqa: F401 (the security ones, in containers)
+    test_a_secret_the_trial_prints_stays_in_its_log,
+    test_dollar_references_in_values_arrive_verbatim,
 )
 
 pytestmark = [pytest.mark.k8s, pytest.mark.real_node]

@@ -23,7 +23,7 @@ from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
     wait_phase,
 )
 
-pytestmark = pytest.mark.k8s
+pytestmark = [pytest.mark.k8s, pytest.mark.real_node]
 
 
 def documented_rules() -> list[dict]:
