@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -83,6 +84,8 @@ def main() -> int:
                         help="keep kube-controller-manager's default 20 requests/s (the Job "
                         "controller is then the bottleneck)")
     args = parser.parse_args()
+    # SIGTERM runs the clean-up below (the operator and kwok run in their own sessions)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     total = args.sweeps * args.trials
     with tempfile.TemporaryDirectory(prefix="kubesweep-load-") as tmp:
         tmp_path = Path(tmp)

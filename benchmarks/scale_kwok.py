@@ -159,6 +159,8 @@ def main() -> int:
                         help="run the operator from this copy of operator/ (e.g. an older "
                         "commit's, from `git archive`) to compare")
     args = parser.parse_args()
+    # SIGTERM runs the clean-up below (the operator and kwok run in their own sessions)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     total = args.big_trials + args.small_sweeps * args.small_trials
     env = {}
     if args.operator_source:
