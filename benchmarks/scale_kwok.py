@@ -213,6 +213,9 @@ def main() -> int:
                     text = op.metrics()
                     errors = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                                  if line.startswith("kubesweep_reconcile_errors_total{"))
+                    api_errors = {line.split("{", 1)[1].split("}")[0]: line.rsplit(" ", 1)[1]
+                                  for line in text.splitlines()
+                                  if line.startswith("kubesweep_api_errors_total{")}
                     load_after = loadavg()
                     big = custom.get_namespaced_custom_object(
                         "kubesweep.io", "v1alpha1", NAMESPACE, "sweeps", "big")
@@ -251,6 +254,8 @@ def main() -> int:
         ("all apiserver requests / trial", f"{sum(api.values()) / max(finished, 1):.1f}"),
         ("operator API requests / trial", f"{sum(ops.values()) / max(finished, 1):.2f}"),
         ("reconcile errors", f"{errors:.0f}"),
+        ("failed API calls of the operator", "; ".join(
+            f"{k}: {v}" for k, v in api_errors.items()) or "none"),
         ("load average before / after", f"{load_before} / {load_after}"),
     ]
     print_table(rows, "Scale (kwok)")

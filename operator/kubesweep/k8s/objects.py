@@ -217,10 +217,9 @@ def read_metrics(log_text: str | None, termination_message: str | None,
 def result_without_log(pod: dict[str, Any], container: str | None,
                        objective: str | None) -> bool:
     """True when the ended container's termination message alone holds the trial's
-    objective value: a finished trial can then be judged although its log cannot be read
-    (a node that serves no logs, such as a kwok node, or a node gone for good). Without
-    it, an unreadable log is retried: judging from nothing would fail a trial that
-    succeeded."""
+    objective value: a finished trial can then be judged although reading its log fails
+    (a node unreachable, or gone for good). Without it, the read is retried: judging from
+    nothing would fail a trial that succeeded."""
     term = terminated(pod, container) or {}
     if objective is None or term.get("exitCode") != 0 or not term.get("message"):
         return False

@@ -4,8 +4,8 @@
 `Snapshot` into a `Plan` and `apply` writes it. Observe reads only what decide will need:
 the Jobs always; the pods only when a Job's trial is not yet recorded in the status; a
 log only for a finished, unrecorded trial (its result) or, under early termination, for
-a running one (its curve). A finished trial whose log cannot be read (a node that serves
-none) is judged from its termination message when that holds the objective; otherwise
+a running one (its curve). A finished trial whose log read fails (its node unreachable or
+gone) is judged from its termination message when that holds the objective; otherwise
 the pass fails and is retried.
 """
 
