@@ -176,18 +176,34 @@ class Tuner:
 
     def ask(self, n: int | None = None) -> Trial | None | list[Trial]:
         """The next trial to run (None when the sweep needs no more), or a batch of up to n."""
-        batch = [t for t in (self._ask_one() for _ in range(1 if n is None else n))
-                 if t is not None]
+        batch: list[Trial] = []
+        # Whether the sweep is over, what the strategy learns from and the pending set are
+        # worked out once per batch, not once per trial: each walks every trial (O(n) at
+        # 5,000 trials, so O(batch × n) per pass before). Asking cannot change the first
+        # two (new trials are pending: they end no sweep and are no observation), and
+        # each new trial is added to the pending set as it is made.
+        if not self.done:
+            several = len(self.objectives) > 1  # ParEGO weights differ per trial index
+            seen = None if several else self._observations()
+            pending = self._pending_params()
+            for _ in range(1 if n is None else n):
+                trial = self._ask_one(seen, pending)
+                if trial is None:
+                    break
+                batch.append(trial)
+                pending.append(trial.params)
         if n is None:
             return batch[0] if batch else None
         return batch
 
-    def _ask_one(self) -> Trial | None:
-        if self.done or len(self.trials) >= self.budget or self._exhausted:
+    def _ask_one(self, seen: list[Observation] | None,
+                 pending: list[Params]) -> Trial | None:
+        if len(self.trials) >= self.budget or self._exhausted:
             return None
         index = self._next_index()
         rng = np.random.default_rng([self.seed, index])
-        params = self.strategy.suggest(self._observations(index), self._pending_params(), rng)
+        observations = self._observations(index) if seen is None else seen
+        params = self.strategy.suggest(observations, pending, rng)
         if params is None:
             self._exhausted = True
             return None

@@ -136,10 +136,14 @@ class LocalCluster:
 
     def __init__(self, run_dir: Path, nodes: list[NodeSpec] | None = None, *,
                  die_with_parent: bool = True, real_node: rn.RealNodeSpec | None = None,
-                 real_node_wait: float = 0.0) -> None:
+                 real_node_wait: float = 0.0,
+                 extra_args: dict[str, list[str]] | None = None) -> None:
         self.run_dir = run_dir.resolve()
         self.nodes = nodes if nodes is not None else [NodeSpec()]
         self.die_with_parent = die_with_parent
+        #: more flags for a component, by name (e.g. "kube-controller-manager"): the
+        #: benchmarks raise client rate limits with it
+        self.extra_args = dict(extra_args or {})
         # A real node needs the machine to itself: wait this long for another to finish.
         self.real_node = real_node
         self.real_node_wait = real_node_wait
@@ -194,6 +198,7 @@ class LocalCluster:
             if self.die_with_parent:
                 # SIGTERM lets a node agent stop its pods' processes before it exits.
                 death_signal = signal.SIGTERM if name.startswith("node-") else signal.SIGKILL
+            argv = [*argv, *self.extra_args.get(name, [])]
             proc = processes.start(argv, log_path, env=env, death_signal=death_signal)
             self._procs[name] = proc
             self._launches[name] = (argv, log_path, env, death_signal)

@@ -90,6 +90,24 @@ def test_trial_resources_merge_into_the_primary_container():
     assert train["resources"]["limits"] == {"memory": "1Gi", "amd.com/gpu": "2"}
 
 
+def test_quantities_written_as_numbers_become_strings():
+    template = job_template()
+    pod = template["spec"]["template"]["spec"]
+    pod["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": 1, "memory": "1Gi"},
+                                         "requests": {"cpu": 0.5}}
+    pod["containers"].append({"name": "side", "image": "x",
+                              "resources": {"requests": {"cpu": 2}}})
+    pod["initContainers"] = [{"name": "init", "image": "x",
+                              "resources": {"limits": {"memory": 1073741824}}}]
+    job = _render(template=template)
+    spec = job["spec"]["template"]["spec"]
+    trial, side = spec["containers"]
+    assert trial["resources"] == {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"},
+                                  "requests": {"cpu": "0.5"}}
+    assert side["resources"] == {"requests": {"cpu": "2"}}
+    assert spec["initContainers"][0]["resources"] == {"limits": {"memory": "1073741824"}}
+
+
 def test_gpu_resource_name_in_the_sweep_beats_the_operator_flag():
     job = _render({"trialResources": {"gpu": 1, "gpuResourceName": "nvidia.com/mig-1g.5gb"}},
                   gpu_resource_name="amd.com/gpu")

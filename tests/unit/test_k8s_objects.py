@@ -68,6 +68,26 @@ def test_metrics_from_log_then_termination_message():
     assert not objects.read_metrics("", "Traceback ...\nValueError: boom", "loss").has_objective
 
 
+def test_a_result_without_the_log_only_from_a_successful_exit_with_the_objective():
+    def ended(exit_code, message):
+        term = {"exitCode": exit_code, "reason": "Completed"}
+        if message is not None:
+            term["message"] = message
+        return _pod("Succeeded", statuses=[{"name": "trial", "state": {"terminated": term}}])
+
+    assert objects.result_without_log(ended(0, "loss=0.25"), "trial", "loss")
+    assert objects.result_without_log(ended(0, '{"loss": 0.25}'), None, "loss")
+    # no objective in the message: the log is needed, the read is retried
+    assert not objects.result_without_log(ended(0, "accuracy=0.9"), "trial", "loss")
+    assert not objects.result_without_log(ended(0, None), "trial", "loss")
+    # a failed container is judged with its log (the reason quotes it)
+    assert not objects.result_without_log(ended(1, "loss=0.25"), "trial", "loss")
+    # a sweep without a metric, a container still running
+    assert not objects.result_without_log(ended(0, "loss=0.25"), "trial", None)
+    running = _pod("Running", statuses=[{"name": "trial", "state": {"running": {}}}])
+    assert not objects.result_without_log(running, "trial", "loss")
+
+
 def test_job_failure_message_and_duration():
     job = {"status": {"startTime": "2026-01-01T11:00:00Z",
                       "completionTime": "2026-01-01T11:00:42Z",

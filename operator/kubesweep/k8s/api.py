@@ -96,7 +96,18 @@ class Api:
 
     @staticmethod
     def _json(response: Any) -> Any:
-        return json.loads(response.data)
+        return json.loads(response.data)  # read to the end: urllib3 reuses the connection
+
+    @staticmethod
+    def _discard(response: Any) -> None:
+        """Read the rest of a response whose body is not needed and give its connection
+        back to the pool. Left unread, the connection stays with the response and the
+        next call opens a new one: a TLS handshake per Job created or deleted and per
+        event (11,387 handshakes for 14,520 calls in a 3,000-trial kwok run, measured
+        with KUBESWEEP_PROFILE)."""
+        if response is not None:
+            response.drain_conn()
+            response.release_conn()
 
     # -- sweeps ---------------------------------------------------------------------------
 
@@ -155,20 +166,21 @@ class Api:
         result = self._call("create", "jobs", lambda: self.batch.create_namespaced_job(
             namespace, body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT),
             ok=(409,))
+        self._discard(result)
         return result is not None
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and its pods (already gone is fine)."""
-        self._call("delete", "jobs", lambda: self.batch.delete_namespaced_job(
+        self._discard(self._call("delete", "jobs", lambda: self.batch.delete_namespaced_job(
             name, namespace, propagation_policy="Background", _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT), ok=(404,))
+            _request_timeout=REQUEST_TIMEOUT), ok=(404,)))
 
     def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         """Merge annotations into a Job."""
-        self._call("patch", "jobs", lambda: self.batch.patch_namespaced_job(
+        self._discard(self._call("patch", "jobs", lambda: self.batch.patch_namespaced_job(
             name, namespace, {"metadata": {"annotations": annotations}},
             _content_type=MERGE_PATCH, _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT), ok=(404,))
+            _request_timeout=REQUEST_TIMEOUT), ok=(404,)))
 
     def read_log(self, namespace: str, pod: str, container: str | None) -> str | None:
         """What a container's log says about metrics (`logs.metric_text`: the metric lines
@@ -217,9 +229,10 @@ class Api:
             "count": 1,
         }
         try:
-            self._call("create", "events", lambda: self.core.create_namespaced_event(
-                meta["namespace"], body, _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT))
+            self._discard(self._call("create", "events",
+                                     lambda: self.core.create_namespaced_event(
+                                         meta["namespace"], body, _preload_content=False,
+                                         _request_timeout=REQUEST_TIMEOUT)))
         except ApiError as err:
             log.warning("cannot post event %s on %s/%s: %s", reason, meta["namespace"],
                         meta["name"], err)

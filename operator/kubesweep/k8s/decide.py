@@ -37,6 +37,7 @@ from kubesweep.k8s.snapshot import Snapshot
 from kubesweep.k8s.status import (
     build_status,
     changed_fields,
+    history_of,
     now_iso,
     set_condition,
     spec_hashes,
@@ -259,6 +260,8 @@ class _Pass:
         #: why status.history could not be read (it is then rebuilt from the Jobs)
         self.corrupt: str | None = None
         self.corrupt_message = ""
+        #: (finished trials, their encoded status.history) of the last status built
+        self._encoded: tuple[int, dict[str, Any]] | None = None
         self.tuner = self._rebuild()
         self._observe_jobs()
         self._vanished()
@@ -459,10 +462,16 @@ class _Pass:
     def _status(self, outcome: Outcome | None) -> dict[str, Any]:
         running = {o.trial.index for o in self.open if o.state.started}
         unschedulable = sum(1 for o in self.open if o.state.unschedulable)
+        # A pass builds the status twice (results first, then after the new Jobs), but
+        # launching adds only pending trials: the history of finished ones, linear in the
+        # sweep's size, is encoded once unless a trial finished in between
+        finished = sum(1 for t in self.tuner.trials if t.finished)
+        if self._encoded is None or self._encoded[0] != finished:
+            self._encoded = (finished, history_of(self.tuner, self.spec))
         status = build_status(self.status, self.tuner, self.spec, running=running,
                               unschedulable=unschedulable, generation=self.generation,
                               outcome=outcome, hashes=self.hashes, now=self.stamp,
-                              warm=self.warm)
+                              warm=self.warm, encoded=self._encoded[1])
         if self.corrupt:
             status["conditions"] = set_condition(
                 status["conditions"], "StatusRecovered", True, "CorruptStatus",

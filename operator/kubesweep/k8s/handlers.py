@@ -9,8 +9,10 @@ without an event (start timeouts, early termination).
 
 from __future__ import annotations
 
+import cProfile
 import logging
 import os
+import pstats
 import threading
 import time
 from typing import Any
@@ -35,6 +37,10 @@ JOB_EVENT_DELAY = 0.3
 CONFLICT_DELAY = 0.2
 #: Backoff after a failed pass: first retry, and the cap.
 ERROR_BACKOFF = (1.0, 60.0)
+#: Environment variable naming a file: every pass is profiled (cProfile, one profiler per
+#: worker thread) and the merged statistics are written there when the operator stops.
+#: For benchmarks (benchmarks/scale_kwok.py); it slows passes down.
+PROFILE_ENV = "KUBESWEEP_PROFILE"
 
 
 class Operator:
@@ -51,6 +57,8 @@ class Operator:
         self.active = threading.Event()
         self.active.set()
         self._stopped = threading.Event()
+        self.profile_path = os.environ.get(PROFILE_ENV) or None
+        self._profilers: list[cProfile.Profile] = []
 
     def start(self) -> None:
         """Start the worker threads."""
@@ -63,6 +71,11 @@ class Operator:
         """Stop taking new work (running passes finish on their own)."""
         self._stopped.set()
         self.queue.close()
+        ran = [p for p in self._profilers if p.getstats()]
+        if self.profile_path and ran:
+            pstats.Stats(*ran).dump_stats(self.profile_path)  # type: ignore[arg-type]
+            log.info("profile of %d worker threads written to %s", len(ran),
+                     self.profile_path)
 
     def pause(self) -> None:
         """Run no new pass (this replica is a standby); passes under way finish."""
@@ -73,6 +86,9 @@ class Operator:
         self.active.set()
 
     def _work(self) -> None:
+        profiler = cProfile.Profile() if self.profile_path else None
+        if profiler is not None:
+            self._profilers.append(profiler)
         while True:
             key = self.queue.get()
             if key is None:
@@ -83,7 +99,11 @@ class Operator:
             namespace, name = key  # type: ignore[misc]
             started = time.perf_counter()
             try:
-                result = reconcile(self.api, self.settings, namespace, name)
+                if profiler is not None:
+                    result = profiler.runcall(reconcile, self.api, self.settings, namespace,
+                                              name)
+                else:
+                    result = reconcile(self.api, self.settings, namespace, name)
             except ApiError as exc:
                 if exc.status != 409:
                     self._failed(key, exc)

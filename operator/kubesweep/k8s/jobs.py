@@ -35,6 +35,22 @@ def _quantity(value: Any) -> str:
     return str(value)
 
 
+def _quantities_as_strings(container: dict[str, Any]) -> None:
+    """Resource quantities written as YAML numbers (`nvidia.com/gpu: 1`, `cpu: 0.5`) as
+    the strings the API's Quantity type is (in place): the API server takes either, but
+    the Python client refuses a number when it builds the request, and the pass would
+    fail on every retry."""
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        return
+    for kind in ("requests", "limits"):
+        values = resources.get(kind)
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    values[key] = _quantity(value)
+
+
 def merge_resources(container: dict[str, Any], spec: SweepSpec,
                     gpu_resource_name: str = DEFAULT_GPU_RESOURCE) -> None:
     """Merge spec.trialResources into the container's requests/limits (in place).
@@ -90,6 +106,8 @@ def render_job(spec: SweepSpec, *, sweep_name: str, namespace: str, sweep_uid: s
     # even after the pod and its logs are gone
     container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     containers[at] = container
+    for each in [*(pod_spec.get("initContainers") or []), *containers]:
+        _quantities_as_strings(each)
 
     pod_spec.setdefault("restartPolicy", "Never")
     # a trial that fails because of its code fails; re-running it rarely helps and would

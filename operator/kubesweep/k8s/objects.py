@@ -214,6 +214,18 @@ def read_metrics(log_text: str | None, termination_message: str | None,
     return log
 
 
+def result_without_log(pod: dict[str, Any], container: str | None,
+                       objective: str | None) -> bool:
+    """True when the ended container's termination message alone holds the trial's
+    objective value: a finished trial can then be judged although reading its log fails
+    (a node unreachable, or gone for good). Without it, the read is retried: judging from
+    nothing would fail a trial that succeeded."""
+    term = terminated(pod, container) or {}
+    if objective is None or term.get("exitCode") != 0 or not term.get("message"):
+        return False
+    return read_metrics(None, term["message"], objective).has_objective
+
+
 def duration_seconds(job: dict[str, Any], now: datetime.datetime) -> float | None:
     """Seconds from the Job's start to its completion (or now)."""
     status = job.get("status") or {}

@@ -4,20 +4,25 @@
 `Snapshot` into a `Plan` and `apply` writes it. Observe reads only what decide will need:
 the Jobs always; the pods only when a Job's trial is not yet recorded in the status; a
 log only for a finished, unrecorded trial (its result) or, under early termination, for
-a running one (its curve).
+a running one (its curve). A finished trial whose log read fails (its node unreachable or
+gone) is judged from its termination message when that holds the objective; otherwise
+the pass fails and is retried.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubesweep.k8s import objects
-from kubesweep.k8s.api import Api
+from kubesweep.k8s.api import Api, ApiError
 from kubesweep.k8s.names import SWEEP_LABEL, label_value
 from kubesweep.k8s.recovery import readable_indices
 from kubesweep.k8s.status import changed_fields
 from kubesweep.spec import SpecError, parse_spec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,5 +87,14 @@ def observe(api: Api, namespace: str, name: str) -> Snapshot | None:
             pod = None
         if pod is not None:
             pod_name = pod["metadata"]["name"]
-            snap.logs[pod_name] = api.read_log(namespace, pod_name, container)
+            try:
+                snap.logs[pod_name] = api.read_log(namespace, pod_name, container)
+            except ApiError as err:
+                if not (objects.job_finished(job) and
+                        objects.result_without_log(pod, container, spec.objective)):
+                    raise  # the pass fails and is retried: the log may come back
+                # the result is in the termination message: judge the trial from it
+                log.debug("log of pod %s/%s unreadable (%s); its result is in the "
+                          "termination message", namespace, pod_name, err)
+                snap.logs[pod_name] = None
     return snap

@@ -100,14 +100,23 @@ def phase_conditions(old: list[dict[str, Any]], outcome: Outcome | None,
     return conds
 
 
+def history_of(tuner: Tuner, spec: SweepSpec) -> dict[str, Any]:
+    """status.history: the tuner's finished trials, compact (`history.encode`)."""
+    return history.encode(tuner.trials, spec.leaf_parameters,
+                          keep_curves=spec.earlyTerminate is not None,
+                          metric_names=recorded_metrics(spec))
+
+
 def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
                  running: set[int], unschedulable: int, generation: int | None,
                  outcome: Outcome | None, hashes: dict[str, str],
                  now: str | None = None,
-                 warm: dict[str, Any] | None = None) -> dict[str, Any]:
+                 warm: dict[str, Any] | None = None,
+                 encoded: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole status for the tuner's trials (`running` = indices whose pod runs;
     `now` an API timestamp, default the current time; `warm`: what the warm start read,
-    for status.warmStart)."""
+    for status.warmStart; `encoded`: `history_of(tuner, spec)` when the caller already
+    has it for these finished trials — it is the costly part, linear in the trials)."""
     now = now or now_iso()
     trials = tuner.trials
     finished = [t for t in trials if t.finished]
@@ -137,9 +146,7 @@ def build_status(old: Mapping[str, Any], tuner: Tuner, spec: SweepSpec, *,
                           ("running" if t.index in running else "pending"))
             for t in sorted(trials, key=lambda t: t.index)[-RECENT_TRIALS:]
         ],
-        "history": history.encode(trials, spec.leaf_parameters,
-                                  keep_curves=spec.earlyTerminate is not None,
-                                  metric_names=recorded_metrics(spec)),
+        "history": encoded if encoded is not None else history_of(tuner, spec),
         "specHashes": hashes,
         "startTime": old.get("startTime") or now,
     }
