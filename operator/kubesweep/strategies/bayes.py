@@ -519,15 +519,8 @@ class BayesStrategy(Strategy):
             sc = categorical_moves(gp, best, sn, sc, self.n_categories)
             sn = local_search(gp, best, sn, sc)
         raw = order[: self.pool_size]
-        enc = self._encoding(np.vstack([sn, cn[raw]]), np.vstack([sc, cc[raw]]))
-        snapped, seen = [], set()
-        for e in enc:
-            s = self.space.canonical(self.space.decode(e))
-            k = self._key(s)
-            if k not in seen:
-                seen.add(k)
-                snapped.append(s)
-        penc = np.array(snapped)
+        penc = self._snapped_unique(self._encoding(np.vstack([sn, cn[raw]]),
+                                                   np.vstack([sc, cc[raw]])))
         pool = Pool.build(gp, penc, *self._features(penc))
         pool.keys = [self._key(e) for e in penc]
         pool.done = {self._key(e) for e in finished_enc}
@@ -536,6 +529,18 @@ class BayesStrategy(Strategy):
             while len(POOLS) > 8:
                 POOLS.popitem(last=False)
         return pool
+
+    def _snapped_unique(self, encoded: np.ndarray) -> np.ndarray:
+        """`encoded` points snapped to the space's canonical values (grid steps, integers,
+        categories), first occurrence of each kept: the candidates a pool may propose."""
+        snapped, seen = [], set()
+        for e in encoded:
+            s = self.space.canonical(self.space.decode(e))
+            k = self._key(s)
+            if k not in seen:
+                seen.add(k)
+                snapped.append(s)
+        return np.array(snapped)
 
     def _thompson_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
                        pending_enc: np.ndarray, rng: np.random.Generator
@@ -572,14 +577,7 @@ class BayesStrategy(Strategy):
         perturb = min(1.0, self.ts_perturbed / max(1, self.n_dims))
         xn, xc = perturbations(cn[0], cc[0], lower, upper, self.n_categories,
                                self.ts_candidates, perturb, rng)
-        snapped, seen = [], set()
-        for e in self._encoding(xn, xc):
-            s = self.space.canonical(self.space.decode(e))
-            k = self._key(s)
-            if k not in seen:
-                seen.add(k)
-                snapped.append(s)
-        penc = np.array(snapped)
+        penc = self._snapped_unique(self._encoding(xn, xc))
         pool = SamplePool.build(gp, penc, *self._features(penc))
         pool.keys = [self._key(e) for e in penc]
         pool.done = {self._key(e) for e in finished_enc}
