@@ -202,15 +202,20 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[
     return run
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `kubectl-sweep` (kubectl runs it for `kubectl sweep ...`)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `kubectl sweep`."""
     parser = argparse.ArgumentParser(
         prog="kubectl sweep",
         description="Look at kubesweep Sweeps: every trial, an HTML report, logs, the best "
         "parameters. Works on a cluster Sweep or a local results directory.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_commands(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `kubectl-sweep` (kubectl runs it for `kubectl sweep ...`)."""
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 

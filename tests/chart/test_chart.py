@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import zipfile
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.chart.chart import (
     run,
 )
 from tests.cluster.paths import REPO_ROOT, kubernetes_version
+from tests.helpers import doc_blocks, doc_commands
 
 #: Kubernetes schema version the objects must satisfy: the pinned test cluster's minor.
 K8S_SCHEMA = ".".join(kubernetes_version().lstrip("v").split(".")[:2]) + ".0"
@@ -504,6 +506,49 @@ def test_every_dashboard_query_parses(tmp_path: Path):
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     proc = run([_promtool(), "check", "rules", str(path)], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _chart_commands() -> list[tuple[str, str]]:
+    """The docs' `helm install|upgrade` command lines of this chart."""
+    return [(where, line) for where, line in doc_commands("helm")
+            if line.split()[1] in ("install", "upgrade") and "charts/kubesweep" in line]
+
+
+def test_every_documented_helm_command_of_the_chart_renders():
+    """Each `helm install ... ./charts/kubesweep --set ...` in README.md and docs/ renders
+    with exactly its arguments: a value renamed or removed (values.schema.json refuses
+    unknown keys) or a bad --set breaks the docs' command, and this test."""
+    commands = _chart_commands()
+    assert len(commands) >= 8
+    for where, line in commands:
+        words = shlex.split(line.replace("$VERSION", APP_VERSION))
+        words = ["template" if w in ("install", "upgrade") else w for w in words[1:]]
+        words = [w for w in words if w not in ("--install", "--create-namespace")]
+        proc = helm(*words, check=False)
+        assert proc.returncode == 0, f"{where}: `{line}`:\n{proc.stderr}"
+
+
+def test_a_documented_helm_command_with_an_unknown_value_would_fail():
+    proc = helm("template", "kubesweep", str(CHART), "--set", "serviceMonitr.enabled=true",
+                check=False)
+    assert proc.returncode != 0 and "serviceMonitr" in proc.stderr
+
+
+@pytest.mark.k8s  # needs promtool (scripts/install-prometheus.sh)
+def test_every_documented_promql_query_parses(tmp_path: Path):
+    """The example queries of docs/metrics.md, each checked by promtool as a rule."""
+    queries = [line for _, text in doc_blocks("promql") for line in text.splitlines()
+               if line.strip() and not line.startswith("#")]
+    assert len(queries) >= 6
+    rules = [{"record": f"docs:query_{i}", "expr": q} for i, q in enumerate(queries)]
+    path = tmp_path / "docs-queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "docs", "rules": rules}]}))
+    proc = run([_promtool(), "check", "rules", str(path)], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # promtool does fail on a broken query (the check above can fail)
+    path.write_text(yaml.safe_dump({"groups": [{"name": "docs", "rules": [
+        {"record": "docs:broken", "expr": "sum by (sweep) (kubesweep_trials"}]}]}))
+    assert run([_promtool(), "check", "rules", str(path)], check=False).returncode != 0
 
 
 def test_docs_values_table_lists_every_value():

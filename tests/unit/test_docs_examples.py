@@ -4,6 +4,7 @@ validated), `kubesweep ...` command lines parsed by the real argument parser."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -14,24 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubesweep import plugin
 from kubesweep.cli import build_parser
 from kubesweep.manifest import load_sweep
+from tests.helpers import doc_blocks as blocks
+from tests.helpers import doc_commands
 from tests.unit.test_k8s_decide import World
-
-REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
-        REPO / "benchmarks" / "README.md"]
-
-
-def blocks(lang: str) -> list[tuple[str, str]]:
-    """(where, text) of every fenced block of `lang` in the docs."""
-    out = []
-    for path in DOCS:
-        text = path.read_text()
-        for match in re.finditer(rf"```{lang}\n(.*?)```", text, flags=re.S):
-            line = text[:match.start()].count("\n") + 1
-            out.append((f"{path.relative_to(REPO)}:{line}", match.group(1)))
-    return out
 
 
 def sweep_json(path: Path) -> None:
@@ -62,23 +51,57 @@ def test_yaml_examples_parse(where: str, text: str, tmp_path: Path):
         load_sweep(path)  # raises with the bad field named
 
 
-def kubesweep_lines() -> list[tuple[str, str]]:
-    out = []
-    for where, text in blocks("sh"):
-        for line in text.splitlines():
-            if line.strip().startswith("kubesweep "):
-                out.append((where, line.split("#")[0].strip()))
-    return out
-
-
-@pytest.mark.parametrize("where, line", kubesweep_lines(), ids=lambda v: str(v)[:40])
-def test_kubesweep_commands_parse(where: str, line: str):
-    # `[--flag N]` in a synopsis is optional: drop the brackets, keep the flag
-    words = [w.strip("[]") for w in shlex.split(line)[1:]]
-    # the shell's redirections and pipes are not the command's arguments
+def synopsis_words(line: str, skip: int) -> list[str]:
+    """The arguments of a documented command line as a user would type them: `[--flag N]`
+    is optional (brackets dropped, flag kept), `a|b` alternatives take the first,
+    placeholders get a value; the shell's redirections and pipes are not arguments."""
+    line = re.sub(r"\s+\|\s+[^]\s]+\]", "]", line)  # `[--resume | --overwrite]`
+    words = shlex.split(line)[skip:]
     words = words[:next((i for i, w in enumerate(words) if w in (">", "|")), len(words))]
-    words = ["3" if w == "N" else w for w in words]
+    words = [w.strip("[]").split("|")[0] for w in words]
+    return [{"N": "3", "NS": "default"}.get(w, w) for w in words]
+
+
+def parses(parser: argparse.ArgumentParser, words: list[str]) -> bool:
     try:
-        build_parser().parse_args(words)
-    except SystemExit as exc:
-        pytest.fail(f"{where}: `{line}` does not parse (exit {exc.code})")
+        parser.parse_args(words)
+    except SystemExit:
+        return False
+    return True
+
+
+def test_every_documented_command_is_checked():
+    # the commands below exist in the docs: a change to the extraction cannot skip them
+    assert len(doc_commands("kubesweep")) >= 6
+    assert len(doc_commands("kubectl", "sweep")) >= 4
+
+
+@pytest.mark.parametrize("where, line", doc_commands("kubesweep"), ids=lambda v: str(v)[:40])
+def test_kubesweep_commands_parse(where: str, line: str):
+    words = synopsis_words(line, 1)
+    assert parses(build_parser(), words), f"{where}: `{line}` does not parse"
+
+
+@pytest.mark.parametrize("where, line", doc_commands("kubectl", "sweep"),
+                         ids=lambda v: str(v)[:40])
+def test_kubectl_sweep_commands_parse(where: str, line: str):
+    words = synopsis_words(line, 2)
+    assert parses(plugin.build_parser(), words), f"{where}: `{line}` does not parse"
+
+
+def test_a_wrong_documented_command_would_be_caught():
+    assert not parses(build_parser(), synopsis_words("kubesweep run x.yaml --no-such", 1))
+    assert not parses(plugin.build_parser(),
+                      synopsis_words("kubectl sweep best s -o toml", 2))
+
+
+def test_the_architecture_names_every_module():
+    """docs/architecture.md is the map to find a behaviour in one file: it names each
+    module of the package (a new module must be placed on it)."""
+    from tests.helpers import REPO
+
+    text = (REPO / "docs" / "architecture.md").read_text()
+    package = REPO / "operator" / "kubesweep"
+    missing = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
+               if path.name != "__init__.py" and path.name not in text]
+    assert not missing, f"docs/architecture.md does not place {missing}"

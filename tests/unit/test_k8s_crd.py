@@ -80,3 +80,20 @@ def test_readme_crd_reference_matches_the_models():
     assert update(text) == text, (
         "README.md's CRD reference is out of date: run "
         "python scripts/gen-crd-reference.py")
+
+
+def test_the_immutability_rule_guards_every_spec_field_but_the_mutable_ones():
+    """One list (rules.MUTABLE_FIELDS) decides what may change: the CEL rule compares
+    every other field of the spec with its old value, and none of the mutable ones."""
+    import re
+
+    from kubesweep.rules import MUTABLE_FIELDS
+    from kubesweep.spec import SweepSpec
+
+    fields = set(SweepSpec.model_fields)
+    assert set(MUTABLE_FIELDS) <= fields, "a mutable field that the spec does not have"
+    spec = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    [rule] = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    compared = set(re.findall(r"oldSelf\.(\w+)", rule["rule"]))
+    assert compared == fields - set(MUTABLE_FIELDS)
+    assert ", ".join(MUTABLE_FIELDS) in rule["message"]

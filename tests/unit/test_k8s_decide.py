@@ -245,17 +245,46 @@ def test_a_trial_stuck_on_its_image_fails_after_the_start_timeout():
 
 # -- ending trials and sweeps ---------------------------------------------------------------
 
+def test_a_trial_past_its_jobs_active_deadline_fails_with_the_job_controllers_reason():
+    """A template's activeDeadlineSeconds: the Job controller kills the pod and marks the
+    Job failed; the trial fails with that reason, whatever it printed before."""
+    w = World(parallelism=2, maxTrials=2)
+    w.step()
+    deadline = {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                "message": "Job was active longer than specified deadline"}
+    # trial 0: its pod is already gone; trial 1: its pod was killed with SIGTERM
+    w.run(0, "loss=0.5\n")
+    del w.logs[w.pods.pop(0)[0]["metadata"]["name"]]
+    w.job(0)["status"] = {"startTime": iso(NOW), "conditions": [deadline]}
+    w.pod(1, "Failed", containerStatuses=[{"name": "trial", "state": {"terminated": {
+        "exitCode": 143, "message": "loss=0.4"}}}])
+    w.logs["s-1-0"] = "loss=0.4\n"
+    w.job(1)["status"] = {"startTime": iso(NOW), "conditions": [deadline]}
+    plan = w.step()
+    trials = w.trials()
+    assert trials[0]["state"] == "failed" and trials[0]["reason"] == \
+        "DeadlineExceeded: Job was active longer than specified deadline"
+    assert trials[1]["state"] == "failed" and trials[1]["reason"] == (
+        "exited with code 143: loss=0.4 (DeadlineExceeded: Job was active longer than "
+        "specified deadline)")
+    assert plan.create == [] and w.condition("Failed")["reason"] == "NoSuccessfulTrial"
+
+
 def test_early_termination_stops_a_poor_running_trial():
     w = World(parallelism=2, maxTrials=4,
               earlyTerminate={"type": "median", "minIter": 1, "minTrials": 1})
     w.step()
+    w.run(0, "step=1 loss=0.1\n")
+    # a started trial is watched at the early-termination interval, not the poll interval
+    assert w.step().requeue_after == SETTINGS.early_stop_interval
     w.finish(0, "step=1 loss=0.1\nstep=2 loss=0.1\n")
     w.run(1, "step=1 loss=5\nstep=2 loss=5\n")
     plan = w.step()
     trial = w.trials()[1]
     assert trial["state"] == "stopped" and trial["reason"].startswith("early termination")
     assert "s-1" in plan.delete and plan.record is not None
-    assert plan.requeue_after == 30.0 or plan.requeue_after == SETTINGS.early_stop_interval
+    # the trials running now (2 and 3) have not started: the next look is the usual poll
+    assert plan.requeue_after == SETTINGS.poll_interval
 
 
 def test_reaching_the_target_stops_the_rest_and_succeeds():

@@ -85,3 +85,32 @@ def test_work_queue_dedupes_delays_and_serialises_a_key():
     q.close()
     thread.join(1)
     assert got == [None]
+
+
+def test_the_documented_conditions_and_reasons_are_the_codes():
+    """Every condition type the operator sets and every reason a sweep ends with is in
+    the CRD's description (`kubectl explain`) and the docs; a new one must be documented."""
+    import re
+
+    from kubesweep.k8s.crd import crd
+    from kubesweep.k8s.status import CONDITION_TYPES
+    from tests.helpers import REPO
+
+    code = "".join(p.read_text() for p in (REPO / "operator" / "kubesweep").rglob("*.py"))
+    set_types = set(re.findall(r'set_condition\(\s*[^,]+,\s*"(\w+)"', code))
+    assert "StatusRecovered" in set_types and set_types <= set(CONDITION_TYPES)
+    status = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "status"]
+    described = status["properties"]["conditions"]["description"]
+    operator_md = (REPO / "docs" / "operator.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    for type_ in CONDITION_TYPES:
+        assert type_ in described, f"condition {type_} not in the CRD's description"
+        for name, text in (("docs/operator.md", operator_md), ("README.md", readme)):
+            row = next(line for line in text.splitlines() if line.startswith("| `conditions`"))
+            assert f"`{type_}`" in row, f"condition {type_} not in {name}'s status table"
+    reasons = set(re.findall(r'Outcome\(\s*"(?:Succeeded|Failed)",\s*"(\w+)"', code))
+    assert {"BudgetReached", "TargetReached", "FirstTrialsFailed", "NoFeasibleTrial",
+            "NoSuccessfulTrial"} <= reasons
+    for reason in reasons | {"InvalidSpec"}:
+        assert f"`{reason}`" in operator_md, f"sweep end reason {reason} not in docs/operator.md"

@@ -281,8 +281,8 @@ def _status_schema() -> dict[str, Any]:
                     "metrics": {"type": "object", "additionalProperties": text,
                                 "description": "Last value of each trial's other metrics, "
                                 "by metric name (up to 8 names, plus every objective and "
-                                "constrained metric; base64 float32, NaN when a trial did "
-                                "not report it)."},
+                                "constrained metric; zlib-compressed, base64 little-endian "
+                                "float32, NaN when a trial did not report it)."},
                 },
             },
             "paretoFront": {
@@ -317,7 +317,8 @@ def _status_schema() -> dict[str, Any]:
             "conditions": {
                 "type": "array", "items": condition,
                 "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
-                "description": "Running, Succeeded, Failed, SpecAccepted: standard conditions.",
+                "description": "Running, Succeeded, Failed, SpecAccepted, StatusRecovered (a "
+                "corrupt status was rebuilt from the Jobs): standard conditions.",
             },
         },
     }

@@ -16,7 +16,9 @@ from kubesweep.tuner import Trial, Tuner
 #: Pareto-optimal trials listed with their metrics in status.paretoFront.trials (all of
 #: them are in .indices).
 PARETO_LISTED = 20
-CONDITION_TYPES = ("Running", "Succeeded", "Failed", "SpecAccepted")
+#: Every condition type the operator sets, in the order the status lists them
+#: (StatusRecovered: a corrupt status was rebuilt from the Jobs).
+CONDITION_TYPES = ("Running", "Succeeded", "Failed", "SpecAccepted", "StatusRecovered")
 
 
 def now_iso(now: datetime.datetime | None = None) -> str:
