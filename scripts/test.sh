@@ -2,7 +2,7 @@
 # Install everything the tests need, then run every test. This is what CI runs (.ci/run).
 #
 #   bash scripts/test.sh               # everything
-#   bash scripts/test.sh -m "not k8s"  # quick loop: no control plane, no Prometheus
+#   bash scripts/test.sh -m "not k8s"  # quick loop: no control plane, images, Prometheus
 #   bash scripts/test.sh tests/unit    # extra arguments go to pytest
 #
 # Everything is installed into the virtualenv .venv of this checkout (created on the first
@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 
 QUICK=""
 for arg in "$@"; do
-  # `-m "not k8s"` deselects every test that needs the control plane or Prometheus
+  # `-m "not k8s"` deselects every test that needs the control plane, the images or
+  # Prometheus (tests/conftest.py refuses a test using them that is not marked k8s)
   [ "$arg" = "not k8s" ] && QUICK=1
 done
 

@@ -24,6 +24,9 @@ from tests.cluster.processes import free_port
 from tests.images.rootfs import ImageConfig, MissingImageError, archive, run_in_image, unpack
 from tests.k8s.operator_fixtures import CRD_FILE, install_crd
 
+# They need the images scripts/build-images.sh builds in the full run, not in the quick loop.
+pytestmark = pytest.mark.k8s
+
 # The chart's runAsUser (values.yaml podSecurityContext) and the image's USER.
 IMAGE_UID = 65532
 # A uid with no passwd entry in any image: what a cluster's runAsUser may pick.
@@ -114,7 +117,6 @@ def test_operator_identity_needs_no_user_variable(
     assert user == ("kubesweep" if uid == IMAGE_UID else "no passwd entry")
 
 
-@pytest.mark.k8s
 @pytest.mark.parametrize("uid", [IMAGE_UID, UNKNOWN_UID])
 def test_operator_from_the_image_starts_against_the_api_server(
         operator_image: tuple[Path, ImageConfig], cluster: ClusterHandle, namespace: str,

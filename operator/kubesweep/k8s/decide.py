@@ -262,6 +262,8 @@ class _Pass:
         self.corrupt_message = ""
         #: (finished trials, their encoded status.history) of the last status built
         self._encoded: tuple[int, dict[str, Any]] | None = None
+        #: status.warmStart, with spec.warmStart (set by _rebuild)
+        self.warm: dict[str, Any] | None = None
         self.tuner = self._rebuild()
         self._observe_jobs()
         self._vanished()
