@@ -47,7 +47,34 @@ def test_the_chart_passes_each_value_to_its_flag():
         assert flag == flag_name(_snake(key)), f"{flag} is fed from operator.{key}"
 
 
-def test_every_flag_is_documented():
+def _shown(default: object) -> str:
+    """A default as the docs' tables write it."""
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
+
+
+def test_every_flag_is_documented_with_its_default():
     text = (CHART.parents[1] / "docs" / "operator.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r"^\| `(--[a-z-]+)[^|]*\| ([^|]+) \|", text, flags=re.M)}
     for f in dataclasses.fields(Settings):
-        assert f"`{flag_name(f.name)}" in text, f"{flag_name(f.name)} not in docs/operator.md"
+        flag = flag_name(f.name)
+        assert flag in rows, f"{flag} not in docs/operator.md's flag table"
+        if isinstance(f.default, bool):
+            assert rows[flag].startswith("on" if f.default else "off"), flag
+        elif f.default != "":  # an empty default is described in words
+            assert rows[flag].strip("`") == _shown(f.default), \
+                f"docs/operator.md: {flag} defaults to {rows[flag]}, the code to {f.default}"
+
+
+def test_the_helm_docs_show_the_chart_defaults():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["operator"]
+    text = (CHART.parents[1] / "docs" / "helm.md").read_text()
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    for key, value in values.items():
+        if _snake(key) not in fields:
+            continue
+        row = re.search(rf"^\| `operator\.{key}` \| `([^`]*)` \|", text, flags=re.M)
+        assert row, f"docs/helm.md has no row for operator.{key}"
+        assert row.group(1) == _shown(value), f"docs/helm.md: operator.{key}"
