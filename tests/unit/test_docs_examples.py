@@ -105,3 +105,23 @@ def test_the_architecture_names_every_module():
     missing = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
                if path.name != "__init__.py" and path.name not in text]
     assert not missing, f"docs/architecture.md does not place {missing}"
+
+
+def test_the_developer_guides_python_examples_compile():
+    """tests/cluster/README.md shows fixtures and tests (they need a cluster to run):
+    each at least compiles, and names only what tests.cluster.fixtures defines."""
+    import ast
+    import textwrap
+
+    import tests.cluster.fixtures as fixtures
+    from tests.helpers import REPO
+
+    text = (REPO / "tests" / "cluster" / "README.md").read_text()
+    found = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(found) >= 3
+    for code in found:
+        tree = ast.parse(textwrap.dedent(code))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "tests.cluster.fixtures":
+                for alias in node.names:
+                    assert hasattr(fixtures, alias.name), f"no tests.cluster.fixtures.{alias.name}"
