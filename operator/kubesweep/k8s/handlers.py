@@ -150,12 +150,14 @@ def install(operator: Operator) -> None:
 def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if OPERATOR is None:
         # started as `kopf run -m kubesweep.k8s.handlers` rather than `kubesweep operator`:
-        # defaults, metrics port from $KUBESWEEP_METRICS_PORT (8080)
+        # default settings, the metrics port from $KUBESWEEP_METRICS_PORT if set
         from kubesweep.k8s.api import load_config
 
-        operator = Operator(Api(load_config()), Settings())
+        defaults = Settings()
+        operator = Operator(Api(load_config()), defaults)
         install(operator)
-        metrics.serve(int(os.environ.get("KUBESWEEP_METRICS_PORT", "8080")))
+        metrics.serve(int(os.environ.get("KUBESWEEP_METRICS_PORT", defaults.metrics_port)),
+                      defaults.metrics_address)
         operator.start()
     # kopf posts k8s events for its own handler errors; ours are posted by reconcile
     settings.posting.level = logging.WARNING

@@ -60,7 +60,7 @@ API_REQUESTS = Counter("kubesweep_api_requests", "Kubernetes API calls made by r
                        ["verb", "resource"])
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> None:
+def serve(port: int, addr: str) -> None:
     """Serve /metrics on `port` from a background thread."""
     start_http_server(port, addr=addr)
 
