@@ -56,6 +56,8 @@ class World:
         self.logs: dict[str, str | None] = {}
         self.now = NOW
         self.deleted: list[str] = []
+        #: other Sweeps by name, as observe reads them for spec.warmStart.sweeps
+        self.warm: dict[str, dict[str, Any] | None] = {}
 
     @property
     def status(self) -> dict[str, Any]:
@@ -63,7 +65,8 @@ class World:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(copy.deepcopy(self.sweep), copy.deepcopy(list(self.jobs.values())),
-                        copy.deepcopy(self.pods), dict(self.logs))
+                        copy.deepcopy(self.pods), dict(self.logs),
+                        warm=copy.deepcopy(self.warm))
 
     def step(self, settings: Settings = SETTINGS, seconds: float = 1.0) -> Plan:
         """One pass at the current time, carried out; then the clock moves on."""
@@ -373,6 +376,42 @@ def test_no_successful_trial_fails_the_sweep():
     assert w.condition("Failed")["reason"] == "NoSuccessfulTrial"
 
 
+def test_several_objectives_and_a_constraint_give_the_feasible_pareto_front():
+    w = World(parallelism=4, maxTrials=4, constraints=[{"metric": "mem", "max": 0.8}])
+    del w.sweep["spec"]["metric"]
+    w.sweep["spec"]["metrics"] = [{"name": "acc", "goal": "maximize"},
+                                  {"name": "latency", "goal": "minimize"}]
+    w.step()
+    w.finish(0, "acc=0.9 latency=20 mem=0.5")   # on the front
+    w.finish(1, "acc=0.8 latency=10 mem=0.5")   # on the front
+    w.finish(2, "acc=0.7 latency=30 mem=0.5")   # beaten by trial 0 on both
+    w.finish(3, "acc=0.99 latency=5 mem=0.9")   # beats all, but breaks the constraint
+    w.step()
+    assert w.status["phase"] == "Succeeded"
+    front = w.status["paretoFront"]
+    assert front["indices"] == [0, 1] and front["size"] == 2
+    assert "bestTrial" not in w.status
+    # every objective and the constrained metric are kept for each trial
+    assert all(set(t["metrics"]) == {"acc", "latency", "mem"} for t in w.trials().values())
+
+
+def test_warm_start_seeds_the_model_from_an_earlier_sweep():
+    old = World("old", method="bayes", parallelism=3, maxTrials=3)
+    old.step()
+    for i in range(3):
+        old.finish(i, f"loss={0.1 * (i + 1)}")
+    old.step()
+    assert old.status["phase"] == "Succeeded"
+    w = World("new", method="bayes", maxTrials=2,
+              warmStart={"sweeps": ["old", "never-existed"]})
+    w.warm = {"old": old.sweep, "never-existed": None}
+    plan = w.step()
+    assert w.status["warmStart"] == {"trials": 3, "read": 3, "missing": ["never-existed"]}
+    assert [c.index for c in plan.create] == [0]  # its own budget and indices
+    old_params = [t["params"] for t in old.trials().values()]
+    assert plan.create[0].params not in old_params
+
+
 # -- disruptions ----------------------------------------------------------------------------
 
 def _evicted(w: World, index: int) -> None:
@@ -416,6 +455,24 @@ def test_a_mutable_edit_is_taken():
     w.sweep["spec"]["parallelism"] = 3
     w.sweep["metadata"]["generation"] = 2
     assert [c.index for c in w.step().create] == [1, 2]
+
+
+def test_raising_max_trials_continues_a_finished_sweep():
+    w = World(parallelism=2, maxTrials=2)
+    w.step()
+    w.finish(0, "loss=0.3")
+    w.finish(1, "loss=0.2")
+    w.step()
+    assert w.status["phase"] == "Succeeded"
+    w.sweep["spec"]["maxTrials"] = 4
+    w.sweep["metadata"]["generation"] = 2
+    plan = w.step()
+    assert [c.index for c in plan.create] == [2, 3] and w.status["phase"] == "Running"
+    w.finish(2, "loss=0.1")
+    w.finish(3, "loss=0.4")
+    w.step()
+    assert w.status["phase"] == "Succeeded" and w.status["progress"] == "4/4"
+    assert sorted(w.trials()) == [0, 1, 2, 3] and w.status["bestValue"] == 0.1
 
 
 def test_an_invalid_spec_fails_the_sweep_once():
