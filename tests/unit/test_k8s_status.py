@@ -114,3 +114,19 @@ def test_the_documented_conditions_and_reasons_are_the_codes():
             "NoSuccessfulTrial"} <= reasons
     for reason in reasons | {"InvalidSpec"}:
         assert f"`{reason}`" in operator_md, f"sweep end reason {reason} not in docs/operator.md"
+
+
+def test_the_docs_say_how_many_recent_trials_the_status_lists():
+    from kubesweep.k8s.status import build_status
+    from kubesweep.rules import RECENT_TRIALS
+    from tests.helpers import REPO
+
+    for doc in ("README.md", "docs/operator.md"):
+        assert f"the {RECENT_TRIALS} newest trials" in (REPO / doc).read_text(), doc
+    spec = parse_spec(make_spec({"x": {"values": list(range(30))}}, maxTrials=30))
+    tuner = Tuner(spec, seed=0)
+    for trial in tuner.ask(RECENT_TRIALS + 3):
+        tuner.tell(trial, 1.0)
+    listed = build_status({}, tuner, spec, running=set(), unschedulable=0, generation=1,
+                          outcome=None, hashes={})["recentTrials"]
+    assert [t["index"] for t in listed] == list(range(3, RECENT_TRIALS + 3))
