@@ -60,7 +60,12 @@ def _quantize(x: float, q: float, low: float | None = None,
     Bounds that are not multiples of q pull the nearest multiple inside them: W&B's
     round(x / q) * q would give 0 for min 1, max 6, q 5, which the range excludes.
     """
-    k = round(x / q)
+    ratio = x / q
+    if not math.isfinite(ratio) or abs(ratio) > 2**53:
+        # q is below float resolution at x (q_normal's tail, q_beta with q=1e-300): every
+        # float there is as close to a multiple of q as floats can be, so x stays as it is
+        return float(x)
+    k = round(ratio)
     if low is not None:
         k = max(k, math.ceil(low / q - 1e-9))
     if high is not None:
@@ -313,7 +318,8 @@ class Gaussian(Dimension):
         self.q = (param.q or 1.0) if quantized else None
 
     def _finish(self, z: float) -> float | int:
-        x = math.exp(z) if self.log else z
+        # the spec keeps mu + 10·sigma below e^700; a draw further out still must not overflow
+        x = math.exp(min(z, 709.0)) if self.log else z
         return round_significant(x) if self.q is None else _quantize(x, self.q)
 
     def sample(self, rng: np.random.Generator) -> float | int:
