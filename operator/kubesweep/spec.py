@@ -606,6 +606,17 @@ class SweepSpec(_Model):
                 data["metrics"] = items
         return data
 
+    @field_validator("method", mode="before")
+    @classmethod
+    def _custom_method(cls, method: Any) -> Any:
+        # a W&B parameters block pasted with its method: name the W&B feature, not the enum
+        if method == "custom":
+            raise ValueError(
+                "`custom` is W&B's method for its Optuna/Ax schedulers, a W&B feature "
+                "kubesweep does not support; use grid, random or bayes"
+            )
+        return method
+
     @field_validator("parameters")
     @classmethod
     def _check_names(cls, params: dict[str, Parameter]) -> dict[str, Parameter]:

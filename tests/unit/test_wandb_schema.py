@@ -290,3 +290,13 @@ def test_wide_log_normal_still_samples_finite_values():
     assert all(math.isfinite(v) and v > 0 for v in values)
     assert math.isfinite(space.decode(np.array([1.0]))["x"])
     assert yaml.safe_dump(values)
+
+
+def test_method_custom_in_a_sweep_names_the_wandb_feature():
+    with pytest.raises(SpecError) as info:
+        parse_spec(make_spec({"x": {"values": [1, 2]}}, method="custom"))
+    [(path, msg)] = info.value.problems
+    assert path == "spec.method" and "W&B feature kubesweep does not support" in msg
+    with pytest.raises(SpecError) as info:
+        parse_spec(make_spec({"x": {"values": [1, 2]}}, method="hyperband"))
+    assert "Input should be 'grid', 'random' or 'bayes'" in info.value.problems[0][1]
