@@ -137,12 +137,59 @@ def run_wandb(problem: Problem, n_trials: int, seed: int) -> list[float]:
     return values
 
 
+# -- Ax (Meta's BoTorch-based platform) --------------------------------------------------
+
+def _ax_parameters(params: list[Param]) -> list[Any]:
+    from ax import ChoiceParameterConfig, RangeParameterConfig
+
+    out: list[Any] = []
+    for p in params:
+        if p.kind == "cat":
+            out.append(ChoiceParameterConfig(name=p.name, values=list(p.choices),
+                                             parameter_type="str"))
+        elif p.kind == "int":
+            out.append(RangeParameterConfig(name=p.name, bounds=(int(p.low), int(p.high)),
+                                            parameter_type="int"))
+        else:
+            out.append(RangeParameterConfig(name=p.name, bounds=(p.low, p.high),
+                                            parameter_type="float",
+                                            scaling="log" if p.log else "linear"))
+    return out
+
+
+def _quiet_ax() -> None:
+    import logging
+
+    warnings.filterwarnings("ignore")
+    for name in ("ax", "botorch", "gpytorch", "linear_operator"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_ax(problem: Problem, n_trials: int, seed: int) -> list[float]:
+    """Ax's `Client` with its default generation strategy (Sobol start, then BoTorch's
+    modular GP with log-EI), one trial at a time, as its tutorials run it."""
+    _quiet_ax()
+    from ax import Client
+
+    client = Client(random_seed=seed)
+    client.configure_experiment(parameters=_ax_parameters(problem.params))
+    client.configure_optimization(objective="-loss")
+    values = []
+    for _ in range(n_trials):
+        (index, params), = client.get_next_trials(max_trials=1).items()
+        value = problem.objective(dict(params))
+        client.complete_trial(trial_index=index, raw_data={"loss": value})
+        values.append(value)
+    return values
+
+
 METHODS: dict[str, Callable[[Problem, int, int], list[float]]] = {
     "kubesweep-bayes": run_kubesweep("bayes"),
     "kubesweep-random": run_kubesweep("random"),
     "optuna-tpe": run_optuna("tpe"),
     "optuna-gp": run_optuna("gp"),
     "wandb-bayes": run_wandb,
+    "ax": run_ax,
 }
 
 
