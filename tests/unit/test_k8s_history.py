@@ -64,10 +64,44 @@ def test_values_keep_full_precision_and_nan_means_none():
     assert records[1]["value"] is None
 
 
-def test_curves_are_kept_for_early_termination():
+def test_curves_are_kept_for_early_termination_and_the_report():
     trials = [Trial(0, "a-0", {"x": 0.5}, "stopped", 0.3, history=[(1, 0.9), (2, 0.3)])]
-    packed = history.encode(trials, {}, keep_curves=True)
+    packed = history.encode(trials, {})
     assert history.decode(packed, str)[0]["history"] == [[1.0, 0.9], [2.0, 0.3]]
+    # a sweep without early termination keeps them too: the report plots them
+    spec = parse_spec(make_spec({"x": {"min": 0.0, "max": 1.0}}))
+    assert spec.earlyTerminate is None
+    tuner = Tuner(spec, name="a")
+    tuner.trials = trials
+    status = build_status({}, tuner, spec, running=set(), unschedulable=0, generation=1,
+                          outcome=None, hashes=spec_hashes(make_spec({})))
+    assert history.decode(status["history"], str)[0]["history"] == [[1.0, 0.9], [2.0, 0.3]]
+
+
+def test_curves_keep_the_newest_trials_within_the_budget():
+    trials = [Trial(i, f"a-{i}", {"x": 0.5}, "succeeded", 0.3,
+                    history=[(s, float(np.sin(i * s))) for s in range(200)])
+              for i in range(200)]
+    packed = history.encode(trials, {})
+    kept = sorted(int(i) for i in packed["curves"])
+    assert sum(len(v) for v in packed["curves"].values()) <= history.MAX_CURVE_BYTES
+    assert 0 < len(kept) < 200 and kept == list(range(200 - len(kept), 200))
+
+
+def test_durations_survive_for_every_trial():
+    """A trial's run time is known from its Job, which the operator prunes: the history
+    keeps it (float32 seconds; None where it was not known)."""
+    trials = [Trial(0, "a-0", {"x": 0.1}, "succeeded", 1.0, duration=65.0),
+              Trial(1, "a-1", {"x": 0.2}, "failed", None, duration=3601.5),
+              Trial(2, "a-2", {"x": 0.3}, "stopped", None)]
+    packed = json.loads(json.dumps(history.encode(trials, {})))
+    assert [r["duration"] for r in history.decode(packed, str)] == [65.0, 3601.5, None]
+    rebuilt = [Trial.from_dict(r) for r in history.decode(packed, str)]
+    assert [t.duration for t in rebuilt] == [65.0, 3601.5, None]
+    # a history written before durations were kept reads as "not known"
+    del packed["durations"]
+    assert [r["duration"] for r in history.decode(packed, str)] == [None, None, None]
+    assert "durations" not in history.encode(trials[2:], {})
 
 
 def test_every_trials_metrics_are_kept_as_float32():
@@ -101,7 +135,8 @@ def test_a_history_without_metrics_decodes_to_empty_metrics():
 
 def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
     """The issue's bound: a 10,000-trial sweep with 10 parameters and 4 metrics per trial
-    keeps the whole Sweep object (spec + status, as JSON) under 1 MiB."""
+    keeps the whole Sweep object (spec + status, as JSON) under 1 MiB, also with every
+    trial's duration and 30-step curve (the newest within their budget)."""
     params = {f"lr{i}": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1.0}
               for i in range(7)}
     params["layers"] = {"min": 1, "max": 64}
@@ -122,7 +157,9 @@ def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
                             metrics={"loss": float(rng.random()), "val_acc": float(rng.random()),
                                      "lr_now": float(rng.random()), "epoch": 30.0},
                             reason="exited with code 1 (BackoffLimitExceeded)"
-                            if state == "failed" else None))
+                            if state == "failed" else None,
+                            duration=float(rng.integers(10, 3600)),
+                            history=[(s, float(rng.random())) for s in range(1, 31)]))
     tuner = Tuner(spec, name="a-long-sweep-name")
     tuner.trials = trials  # skip re-validating 10k records: the size is the point here
     status = build_status({}, tuner, spec, running=set(), unschedulable=0, generation=1,
@@ -142,3 +179,4 @@ def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
     assert all(r["metrics"] == {k: float(f"{np.float32(v):.7g}") for k, v in t.metrics.items()}
                for r, t in zip(records, trials, strict=True))
     assert not any(math.isnan(r["value"]) for r in records if r["value"] is not None)
+    assert [r["duration"] for r in records] == [t.duration for t in trials]

@@ -276,8 +276,11 @@ def _status_schema() -> dict[str, Any]:
                                 "trial index (the most recent ones)."},
                     "curves": {"type": "object", "additionalProperties": text,
                                "description": "Intermediate (step, value) reports by trial "
-                               "index, for early termination (zlib-compressed, base64 "
+                               "index, the newest trials' within a size budget, for early "
+                               "termination and the report (zlib-compressed, base64 "
                                "little-endian float64 (step, value) pairs)."},
+                    "durations": {**text, "description": "Seconds each trial ran "
+                                  "(zlib-compressed, base64 float32, NaN when unknown)."},
                     "metrics": {"type": "object", "additionalProperties": text,
                                 "description": "Last value of each trial's other metrics, "
                                 "by metric name (up to 8 names, plus every objective and "

@@ -13,6 +13,11 @@ column per name (NaN where a trial did not report it). float32 keeps ~7 signific
 digits, which is what a table or a plot shows; the objective keeps full precision in
 `values`. 4 metrics add ~0.2 MB at 10,000 trials, so 10,000 trials × 10 parameters ×
 4 metrics stay under 1 MiB (tests/k8s/test_operator_scale.py proves it on the API server).
+
+Each trial's run time (`durations`, float32 seconds, NaN when unknown) is kept as well: it
+is known only while the trial's Job exists, and the operator prunes finished Jobs. The
+intermediate curves (what early termination compares, and the report's intermediate-value
+plot) are kept for the newest trials within `MAX_CURVE_BYTES`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ _STATE_LETTER = {"succeeded": "s", "failed": "f", "stopped": "x"}
 _LETTER_STATE = {v: k for k, v in _STATE_LETTER.items()}
 #: Failure/stop reasons kept in the history (the newest); older ones are in Events.
 MAX_REASONS = 50
-#: Upper bound of the bytes of intermediate curves kept for early termination.
+#: Upper bound of the bytes of intermediate curves kept (the newest trials' first).
 MAX_CURVE_BYTES = 256 * 1024
 #: Metric names whose last value is kept for every trial (the most reported ones).
 MAX_METRICS = 8
@@ -108,7 +113,7 @@ def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
 
 
 def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
-           keep_curves: bool = False, metric_names: Iterable[str] = ()) -> dict[str, Any]:
+           keep_curves: bool = True, metric_names: Iterable[str] = ()) -> dict[str, Any]:
     """The finished trials as a compact history (see the module docstring); the metrics
     in `metric_names` (several objectives, constrained metrics) are always kept, on top of
     the MAX_METRICS most reported ones."""
@@ -134,6 +139,8 @@ def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
     metrics = _encode_metrics(done, metric_names)
     if metrics:
         out["metrics"] = metrics
+    if any(t.duration is not None for t in done):
+        out["durations"] = _pack(np.asarray([_f32(t.duration) for t in done], dtype="<f4"))
     reasons = [(str(t.index), t.reason) for t in done if t.reason]
     out["reasons"] = dict(reasons[-MAX_REASONS:])
     if keep_curves:
@@ -211,6 +218,8 @@ def decode(history: Mapping[str, Any] | None,
     reasons = history.get("reasons") or {}
     metric_columns = {name: _unpack(text, "<f4").tolist()
                       for name, text in (history.get("metrics") or {}).items()}
+    durations = _unpack(history["durations"], "<f4").tolist() \
+        if history.get("durations") else [math.nan] * count
     records = []
     for i in range(count):
         index = indices[i]
@@ -227,5 +236,6 @@ def decode(history: Mapping[str, Any] | None,
             "reason": reasons.get(str(index)),
             "metrics": {name: v for name, col in metric_columns.items()
                         if (v := _decode_f32(col[i])) is not None},
+            "duration": _decode_f32(durations[i]),
         })
     return records
