@@ -16,10 +16,13 @@ import yaml
 from tests.cluster.fixtures import ClusterHandle, wait_for
 from tests.cluster.processes import free_port
 from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
+    GROUP,
+    PLURAL,
     REPO,
     OperatorProcess,
     apply,
     crd_fixture,
+    install_crd,
     jobs,
     sweep_manifest,
     trial_records,
@@ -199,3 +202,22 @@ def test_every_refusal_is_one_clear_line(cluster: ClusterHandle, namespace: str,
     assert down.stderr.startswith(f"error: cannot reach the cluster at "
                                   f"https://127.0.0.1:{port}")
     assert "Connection refused" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_a_cluster_without_kubesweep_says_to_install_it(cluster: ClusterHandle,
+                                                         namespace: str, crd: Path,
+                                                         plugin_path: str):
+    """The Sweep CRD is removed for this test (deleting every Sweep, none of which another
+    test still needs: tests run one at a time) and installed again before it ends."""
+    if cluster.local is None:
+        pytest.skip("deletes the Sweep CRD: only on the session's own control plane, never "
+                    "on $KUBESWEEP_TEST_KUBECONFIG's cluster")
+    cluster.kubectl("delete", "crd", f"{PLURAL}.{GROUP}", "--wait=true", "--timeout=120s")
+    try:
+        gone = kubectl_sweep(cluster, plugin_path, "trials", "look", "-n", namespace)
+        assert gone.returncode == 1
+        assert gone.stderr == (f"error: the cluster has no Sweep resource type ({PLURAL}."
+                               f"{GROUP}); install kubesweep (helm install kubesweep "
+                               "charts/kubesweep)\n")
+    finally:
+        install_crd(cluster)
