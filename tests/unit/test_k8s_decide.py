@@ -474,6 +474,18 @@ def test_a_corrupt_history_is_reported_and_rebuilt_from_the_jobs():
     assert w.step().events == []  # the status is readable again: no report on every pass
 
 
+def test_unreadable_reasons_are_named():
+    w = World(parallelism=1, maxTrials=3)
+    w.step()
+    w.finish(0, "Traceback\nValueError: boom\n", exit_code=1)
+    w.step()
+    w.sweep["status"]["history"]["reasonsPacked"] = "bm90IHpsaWI="  # base64, not zlib
+    plan = w.step()
+    [event] = [e for e in plan.events if e.reason == "CorruptStatus"]
+    assert event.message.startswith("status.history.reasonsPacked: cannot be decoded")
+    assert w.trials()[0]["reason"].startswith("exited with code 1")  # rebuilt from its Job
+
+
 def test_a_refused_job_fails_its_trial_and_launches_nothing_more():
     w = World(parallelism=1)
     w.step()

@@ -56,6 +56,35 @@ def test_round_trip_keeps_every_type_exactly():
         assert record["reason"] == trial.reason
 
 
+def test_every_reason_is_kept_and_a_budget_drops_the_oldest_first():
+    # a sweep whose trials fail the same few ways: every reason fits
+    same = [Trial(i, f"a-{i}", {"x": 0.1}, "failed", None,
+                  reason=f"exited with code {1 + i % 3}: ValueError: bad batch size")
+            for i in range(5000)]
+    packed = history.encode(same, {})
+    assert len(packed["reasonsPacked"]) <= history.MAX_REASON_BYTES
+    assert [r["reason"] for r in history.decode(packed, str)] == [t.reason for t in same]
+    # thousands of distinct, incompressible reasons: the newest that fit
+    rng = np.random.default_rng(0)
+    odd = [Trial(i, f"a-{i}", {"x": 0.1}, "stopped", None,
+                 reason=f"early termination: {rng.bytes(40).hex()}") for i in range(5000)]
+    packed = history.encode(odd, {})
+    assert len(packed["reasonsPacked"]) <= history.MAX_REASON_BYTES
+    kept = [r["index"] for r in history.decode(packed, str) if r["reason"] is not None]
+    assert 100 < len(kept) < 5000 and kept == list(range(5000 - len(kept), 5000))
+    assert all(r["reason"] == odd[r["index"]].reason
+               for r in history.decode(packed, str) if r["reason"])
+
+
+def test_a_history_written_before_reasons_were_packed_still_reads():
+    trials = [Trial(0, "a-0", {"x": 0.1}, "failed", None, reason="why 0"),
+              Trial(1, "a-1", {"x": 0.2}, "succeeded", 1.0)]
+    packed = history.encode(trials, {})
+    del packed["reasonsPacked"]
+    packed["reasons"] = {"0": "why 0"}  # the earlier format: newest 50, plain
+    assert [r["reason"] for r in history.decode(packed, str)] == ["why 0", None]
+
+
 def test_values_keep_full_precision_and_nan_means_none():
     trials = [Trial(0, "a-0", {"x": 0.1}, "succeeded", 1 / 3),
               Trial(1, "a-1", {"x": 0.2}, "stopped", None)]
@@ -136,7 +165,8 @@ def test_a_history_without_metrics_decodes_to_empty_metrics():
 def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
     """The issue's bound: a 10,000-trial sweep with 10 parameters and 4 metrics per trial
     keeps the whole Sweep object (spec + status, as JSON) under 1 MiB, also with every
-    trial's duration and 30-step curve (the newest within their budget)."""
+    trial's duration, 30-step curve and distinct failure reason (the newest within their
+    budgets)."""
     params = {f"lr{i}": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1.0}
               for i in range(7)}
     params["layers"] = {"min": 1, "max": 64}
@@ -156,7 +186,8 @@ def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
         trials.append(Trial(i, f"a-long-sweep-name-{i}", p, state, value,
                             metrics={"loss": float(rng.random()), "val_acc": float(rng.random()),
                                      "lr_now": float(rng.random()), "epoch": 30.0},
-                            reason="exited with code 1 (BackoffLimitExceeded)"
+                            # distinct reasons: the most room they can take
+                            reason=f"exited with code 1: loss nan at {rng.bytes(24).hex()}"
                             if state == "failed" else None,
                             duration=float(rng.integers(10, 3600)),
                             history=[(s, float(rng.random())) for s in range(1, 31)]))
@@ -180,3 +211,5 @@ def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
                for r, t in zip(records, trials, strict=True))
     assert not any(math.isnan(r["value"]) for r in records if r["value"] is not None)
     assert [r["duration"] for r in records] == [t.duration for t in trials]
+    assert all(r["reason"] in (None, t.reason) for r, t in zip(records, trials, strict=True))
+    assert records[-10]["reason"] == trials[-10].reason  # the newest are kept

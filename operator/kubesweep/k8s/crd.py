@@ -272,8 +272,12 @@ def _status_schema() -> dict[str, Any]:
                                      "little-endian array (JSON text for type json)."},
                         }}},
                     "reasons": {"type": "object", "additionalProperties": text,
-                                "description": "Why each failed or stopped trial ended, by "
-                                "trial index (the most recent ones)."},
+                                "description": "Why each of the 50 newest failed or stopped "
+                                "trials ended, by trial index (written by earlier versions; "
+                                "now reasonsPacked)."},
+                    "reasonsPacked": {**text, "description": "Why each failed or stopped "
+                                      "trial ended: zlib-compressed, base64 JSON list of "
+                                      "[index, reason], the newest trials' within 32 KiB."},
                     "curves": {"type": "object", "additionalProperties": text,
                                "description": "Intermediate (step, value) reports by trial "
                                "index, the newest trials' within a size budget, for early "

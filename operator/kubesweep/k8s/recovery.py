@@ -61,6 +61,10 @@ def history_problem(hist: Mapping[str, Any] | None) -> str | None:
         if len(values) != count:
             return (f"status.history.params.{pname}: holds {len(values)} values, count "
                     f"says {count}")
+    try:
+        history.decode_reasons(hist)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure names the field
+        return f"status.history.reasonsPacked: cannot be decoded ({exc})"
     for index, curve in (hist.get("curves") or {}).items():
         problem = _column(f"curves.{index}", curve, "<f8", None)
         if problem:
