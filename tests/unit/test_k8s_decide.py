@@ -474,6 +474,18 @@ def test_a_corrupt_history_is_reported_and_rebuilt_from_the_jobs():
     assert w.step().events == []  # the status is readable again: no report on every pass
 
 
+def test_unreadable_reasons_are_named():
+    w = World(parallelism=1, maxTrials=3)
+    w.step()
+    w.finish(0, "Traceback\nValueError: boom\n", exit_code=1)
+    w.step()
+    w.sweep["status"]["history"]["reasonsPacked"] = "bm90IHpsaWI="  # base64, not zlib
+    plan = w.step()
+    [event] = [e for e in plan.events if e.reason == "CorruptStatus"]
+    assert event.message.startswith("status.history.reasonsPacked: cannot be decoded")
+    assert w.trials()[0]["reason"].startswith("exited with code 1")  # rebuilt from its Job
+
+
 def test_a_refused_job_fails_its_trial_and_launches_nothing_more():
     w = World(parallelism=1)
     w.step()
@@ -498,6 +510,24 @@ def test_old_finished_jobs_are_pruned_but_never_the_best():
     w.step(settings)
     # trials 0..2 recorded; 0 is the best, 2 the newest: only 1 goes
     assert w.deleted == ["s-1"]
+
+
+def test_a_trials_duration_and_curve_outlive_its_job():
+    """The Job is the only place that knows how long a trial ran: the duration goes into
+    status.history with the result, and stays there through later passes' rebuilds after
+    the Job was pruned (so does the curve, for the report)."""
+    w = World(parallelism=1, maxTrials=3)
+    settings = Settings(keep_finished_jobs=0)
+    w.step(settings)
+    w.finish(0, "step=1 loss=0.9\nstep=2 loss=0.5\n")
+    w.step(settings)
+    assert w.trials()[0]["duration"] == 9.0 and "s-0" in w.jobs  # recorded, then pruned
+    w.finish(1, "loss=0.3")  # the new best: its Job is kept, trial 0's pruned
+    w.step(settings)
+    w.step(settings)
+    assert w.deleted == ["s-0"]
+    assert [(t["duration"], t["history"]) for t in w.trials().values()] == \
+        [(9.0, [[1.0, 0.9], [2.0, 0.5]]), (9.0, [[1.0, 0.3]])]
 
 
 def test_the_status_remembers_the_spec_it_started_with():

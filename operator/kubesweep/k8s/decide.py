@@ -413,7 +413,9 @@ class _Pass:
         trial = self.tuner.add(params, verdict.value, verdict.state, metrics=metric_log.latest,
                                history=metric_log.history, reason=verdict.reason, index=index,
                                name=job["metadata"]["name"])
-        self.ended.append((trial, objects.duration_seconds(job, self.now)))
+        # into status.history with the result: the Job, which knows it, will be pruned
+        trial.duration = objects.duration_seconds(job, self.now)
+        self.ended.append((trial, trial.duration))
 
     def _early_stop(self) -> None:
         if self.spec.earlyTerminate is None:
@@ -434,7 +436,8 @@ class _Pass:
         """End a trial the operator decided about (stop, timeout): record, then delete."""
         self.tuner.tell(trial, None, state, reason=reason)  # type: ignore[arg-type]
         job = next((o.job for o in self.open if o.trial is trial), None)
-        self.ended.append((trial, objects.duration_seconds(job, self.now) if job else None))
+        trial.duration = objects.duration_seconds(job, self.now) if job else None
+        self.ended.append((trial, trial.duration))
         self.open = [o for o in self.open if o.trial is not trial]
         if delete:
             self.plan.delete.append(trial.name)

@@ -13,6 +13,13 @@ column per name (NaN where a trial did not report it). float32 keeps ~7 signific
 digits, which is what a table or a plot shows; the objective keeps full precision in
 `values`. 4 metrics add ~0.2 MB at 10,000 trials, so 10,000 trials × 10 parameters ×
 4 metrics stay under 1 MiB (tests/k8s/test_operator_scale.py proves it on the API server).
+
+Each trial's run time (`durations`, float32 seconds, NaN when unknown) is kept as well: it
+is known only while the trial's Job exists, and the operator prunes finished Jobs. The
+intermediate curves (what early termination compares, and the report's intermediate-value
+plot) are kept for the newest trials within `MAX_CURVE_BYTES`, and why each failed or
+stopped trial ended within `MAX_REASON_BYTES` (each distinct text stored once). With both
+budgets full, 10,000 trials × 10 parameters × 4 metrics take ~1,000 KiB.
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ from kubesweep.tuner import Trial
 FORMAT = "v1"
 _STATE_LETTER = {"succeeded": "s", "failed": "f", "stopped": "x"}
 _LETTER_STATE = {v: k for k, v in _STATE_LETTER.items()}
-#: Failure/stop reasons kept in the history (the newest); older ones are in Events.
-MAX_REASONS = 50
-#: Upper bound of the bytes of intermediate curves kept for early termination.
+#: Upper bound of the packed failure/stop reasons (the newest trials' are kept first;
+#: Events hold every reason while they last). Reasons repeat a lot, so this holds
+#: thousands of them.
+MAX_REASON_BYTES = 32 * 1024
+#: Upper bound of the bytes of intermediate curves kept (the newest trials' first).
 MAX_CURVE_BYTES = 256 * 1024
 #: Metric names whose last value is kept for every trial (the most reported ones).
 MAX_METRICS = 8
@@ -108,7 +117,7 @@ def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
 
 
 def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
-           keep_curves: bool = False, metric_names: Iterable[str] = ()) -> dict[str, Any]:
+           keep_curves: bool = True, metric_names: Iterable[str] = ()) -> dict[str, Any]:
     """The finished trials as a compact history (see the module docstring); the metrics
     in `metric_names` (several objectives, constrained metrics) are always kept, on top of
     the MAX_METRICS most reported ones."""
@@ -134,8 +143,11 @@ def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
     metrics = _encode_metrics(done, metric_names)
     if metrics:
         out["metrics"] = metrics
-    reasons = [(str(t.index), t.reason) for t in done if t.reason]
-    out["reasons"] = dict(reasons[-MAX_REASONS:])
+    if any(t.duration is not None for t in done):
+        out["durations"] = _pack(np.asarray([_f32(t.duration) for t in done], dtype="<f4"))
+    reasons = _encode_reasons(done)
+    if reasons:
+        out["reasonsPacked"] = reasons
     if keep_curves:
         out["curves"] = _encode_curves(done)
     return out
@@ -166,6 +178,51 @@ def _f32(value: Any) -> float:
 def _decode_f32(value: float) -> float | None:
     # '%.7g' gives back the short decimal a trial printed (float32 holds ~7.2 digits)
     return None if math.isnan(value) else float(f"{value:.7g}")
+
+
+def _pack_reasons(pairs: list[tuple[int, str]]) -> str:
+    """{"texts": distinct reasons, "gaps": index deltas, "ids": text of each}, JSON,
+    zlib, base64: a reason repeated by thousands of trials is stored once."""
+    texts: dict[str, int] = {}
+    ids = [texts.setdefault(reason, len(texts)) for _, reason in pairs]
+    indices = [index for index, _ in pairs]
+    gaps = [b - a for a, b in zip([0, *indices[:-1]], indices, strict=True)]
+    text = json.dumps({"texts": list(texts), "gaps": gaps, "ids": ids},
+                      separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(zlib.compress(text, 6)).decode("ascii")
+
+
+def _encode_reasons(done: list[Trial]) -> str | None:
+    """The reasons of the newest failed/stopped trials whose packed text fits in
+    MAX_REASON_BYTES (every one, unless a sweep has thousands of distinct reasons)."""
+    pairs = [(t.index, t.reason) for t in done if t.reason]
+    if not pairs:
+        return None
+    text = _pack_reasons(pairs)
+    if len(text) <= MAX_REASON_BYTES:
+        return text
+    fits, too_many = 0, len(pairs)  # the newest `fits` fit, the newest `too_many` do not
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if len(_pack_reasons(pairs[-middle:])) <= MAX_REASON_BYTES:
+            fits = middle
+        else:
+            too_many = middle
+    return _pack_reasons(pairs[-fits:]) if fits else None
+
+
+def decode_reasons(history: Mapping[str, Any]) -> dict[str, str]:
+    """Trial index (as text) -> why it failed or was stopped, from `reasonsPacked` or, in a
+    history written before it existed, the plain `reasons` of the newest 50 trials."""
+    packed = history.get("reasonsPacked")
+    if not packed:
+        return dict(history.get("reasons") or {})
+    data = json.loads(zlib.decompress(base64.b64decode(packed)))
+    texts, out, index = data["texts"], {}, 0
+    for gap, which in zip(data["gaps"], data["ids"], strict=True):
+        index += gap
+        out[str(index)] = str(texts[which])
+    return out
 
 
 def _encode_curves(done: list[Trial]) -> dict[str, str]:
@@ -208,9 +265,11 @@ def decode(history: Mapping[str, Any] | None,
     states = history["states"]
     columns = {name: _decode_column(col, count) for name, col in history["params"].items()}
     curves = history.get("curves") or {}
-    reasons = history.get("reasons") or {}
+    reasons = decode_reasons(history)
     metric_columns = {name: _unpack(text, "<f4").tolist()
                       for name, text in (history.get("metrics") or {}).items()}
+    durations = _unpack(history["durations"], "<f4").tolist() \
+        if history.get("durations") else [math.nan] * count
     records = []
     for i in range(count):
         index = indices[i]
@@ -227,5 +286,6 @@ def decode(history: Mapping[str, Any] | None,
             "reason": reasons.get(str(index)),
             "metrics": {name: v for name, col in metric_columns.items()
                         if (v := _decode_f32(col[i])) is not None},
+            "duration": _decode_f32(durations[i]),
         })
     return records

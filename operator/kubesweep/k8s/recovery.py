@@ -43,6 +43,12 @@ def history_problem(hist: Mapping[str, Any] | None) -> str | None:
         problem = _column(name, hist.get(name), dtype, count)
         if problem:
             return problem
+    optional = [("durations", hist.get("durations"))] + [
+        (f"metrics.{m}", text) for m, text in (hist.get("metrics") or {}).items()]
+    for name, text in optional:
+        problem = _column(name, text, "<f4", count) if text else None
+        if problem:
+            return problem
     states = hist.get("states")
     if not isinstance(states, str) or len(states) != count or set(states) - _LETTERS:
         return (f"status.history.states: expected {count} letters of s, f, x, got "
@@ -55,6 +61,10 @@ def history_problem(hist: Mapping[str, Any] | None) -> str | None:
         if len(values) != count:
             return (f"status.history.params.{pname}: holds {len(values)} values, count "
                     f"says {count}")
+    try:
+        history.decode_reasons(hist)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure names the field
+        return f"status.history.reasonsPacked: cannot be decoded ({exc})"
     for index, curve in (hist.get("curves") or {}).items():
         problem = _column(f"curves.{index}", curve, "<f8", None)
         if problem:
