@@ -167,7 +167,7 @@ def _packed() -> dict:
 def test_a_hand_edited_non_finite_number_is_refused_naming_the_field():
     """A status edited to hold NaN or an infinity where a number is read back would put it
     in the next status write, which the API server refuses: decoding names the field."""
-    from kubesweep.k8s.recovery import history_problem
+    from kubesweep.k8s.recovery import history_problem, readable_indices
 
     inf64 = history._pack(np.array([np.inf]))
     nan32 = history._pack(np.array([np.nan], dtype="<f4"))
@@ -190,6 +190,10 @@ def test_a_hand_edited_non_finite_number_is_refused_naming_the_field():
             raise AssertionError(f"{field}: a non-finite number was read back")
         problem = history_problem(hist)
         assert problem is not None and problem.startswith(f"status.history.{field}:"), problem
+        # the indices still decode, but no trial counts as recorded: the pass reads every
+        # Job's pods and log to rebuild them (else trial 0 came back without its value)
+        assert readable_indices(hist) is None
+    assert readable_indices(_packed()) == {0}
     hist = _packed()
     hist["params"]["k"] = {"type": "json", "data": "[NaN]"}
     assert history_problem(hist).startswith("status.history.params.k:")

@@ -131,6 +131,25 @@ def _decode_column(col: Mapping[str, Any], count: int, field: str = "params") ->
     raise ValueError(f"status.history: unknown column type {kind!r}")
 
 
+def column_length(col: Mapping[str, Any], field: str) -> int:
+    """How many values a parameter column holds, checked as `_decode_column` reads it
+    (finite numbers, choice indices in range) but without building its values: a
+    pass checks the whole history this way before trusting it."""
+    kind = col["type"]
+    if kind == "json" or kind not in ("i4", "i8", "f4", "f8") and not kind.startswith("c"):
+        return len(_decode_column(col, 0, field))
+    if kind.startswith("c"):
+        index = _unpack(col["data"], "<u" + kind[1:])
+        if index.size and int(index.max()) >= len(col["choices"]):
+            raise ValueError(f"status.history.{field}: choice {int(index.max())} of "
+                             f"{len(col['choices'])}")
+        return int(index.size)
+    values = _unpack(col["data"], "<" + kind)
+    if kind.startswith("f"):
+        _finite(values, field)
+    return int(values.size)
+
+
 def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
     param = spec_parameters.get(name)
     if param is None:
@@ -203,14 +222,21 @@ def _metric_column(values: np.ndarray) -> str:
     return F8_PREFIX + _pack(values)
 
 
+def metric_array(text: str, name: str) -> np.ndarray:
+    """A metric column as stored (float32, or float64 after `F8_PREFIX`; NaN where a
+    trial did not report the metric); ValueError naming the field when it holds an
+    infinity."""
+    f8 = text.startswith(F8_PREFIX)
+    values = _unpack(text[len(F8_PREFIX):], "<f8") if f8 else _unpack(text, "<f4")
+    return _finite(values, f"metrics.{name}", nan_ok=True)
+
+
 def unpack_metric(text: str, name: str) -> list[float | None]:
-    """A metric column's values (None where a trial did not report the metric);
-    ValueError naming the field when it holds an infinity."""
-    field = f"metrics.{name}"
-    if text.startswith(F8_PREFIX):
-        return [None if math.isnan(v) else v
-                for v in _finite(_unpack(text[len(F8_PREFIX):], "<f8"), field, True).tolist()]
-    return [_decode_f32(v) for v in _finite(_unpack(text, "<f4"), field, True).tolist()]
+    """A metric column's values (None where a trial did not report the metric)."""
+    values = metric_array(text, name)
+    if values.dtype == np.float64:
+        return [None if math.isnan(v) else v for v in values.tolist()]
+    return [_decode_f32(v) for v in values.tolist()]
 
 
 def _f32(value: Any) -> float:

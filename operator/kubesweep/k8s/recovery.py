@@ -57,17 +57,17 @@ def history_problem(hist: Mapping[str, Any] | None) -> str | None:
                 f"{str(states)[:40]!r}")
     for pname, col in (hist.get("params") or {}).items():
         try:
-            values = history._decode_column(col, count, f"params.{pname}")
+            length = history.column_length(col, f"params.{pname}")
         except Exception as exc:  # noqa: BLE001 - any decoding failure names the field
             if str(exc).startswith(f"status.history.params.{pname}:"):
                 return str(exc)
             return f"status.history.params.{pname}: cannot be decoded ({exc})"
-        if len(values) != count:
-            return (f"status.history.params.{pname}: holds {len(values)} values, count "
+        if length != count:
+            return (f"status.history.params.{pname}: holds {length} values, count "
                     f"says {count}")
     for mname, text in (hist.get("metrics") or {}).items():
         try:
-            values = history.unpack_metric(text, mname)
+            values = history.metric_array(text, mname)
         except Exception as exc:  # noqa: BLE001 - any decoding failure names the field
             if str(exc).startswith(f"status.history.metrics.{mname}:"):
                 return str(exc)
@@ -83,8 +83,11 @@ def history_problem(hist: Mapping[str, Any] | None) -> str | None:
 
 
 def readable_indices(hist: Mapping[str, Any] | None) -> set[int] | None:
-    """The trial indices `status.history` records; None when they cannot be read."""
+    """The trial indices `status.history` records; None when any of it cannot be read:
+    then every Job's trial is rebuilt, and needs its pods and log read."""
     try:
+        if history_problem(hist) is not None:
+            return None
         return history.recorded_indices(hist)
     except Exception:  # noqa: BLE001 - any failure means unreadable; decide names it
         return None
