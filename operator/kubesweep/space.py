@@ -37,6 +37,11 @@ def round_significant(x: float, digits: int = SIGNIFICANT_DIGITS) -> float:
     return float(f"{x:.{digits}g}")
 
 
+def _clip(x: float, low: float, high: float) -> float:
+    """x limited to [low, high] (NaN stays NaN, as with np.clip)."""
+    return min(max(x, low), high)
+
+
 def _to_python(value: Any) -> Any:
     """numpy scalars → plain Python, so params serialise to JSON and YAML cleanly."""
     if isinstance(value, np.generic):
@@ -108,7 +113,9 @@ class Dimension(ABC):
 
     def decode(self, coords: np.ndarray) -> Any:
         """The value at unit-cube coordinates `coords` (length `width`)."""
-        return self.from_unit(float(np.clip(coords[0], 0.0, 1.0)))
+        # min/max, not np.clip: this runs per coordinate of every candidate, and np.clip on a
+        # scalar costs ~20x more (same result, NaN included)
+        return self.from_unit(_clip(float(coords[0]), 0.0, 1.0))
 
 
 class Constant(Dimension):
@@ -245,7 +252,7 @@ class _Interval(Dimension):
 
     def to_unit(self, value: Any) -> float:
         t = self.forward(float(value))
-        return float(np.clip((t - self.low) / (self.high - self.low), 0.0, 1.0))
+        return _clip((t - self.low) / (self.high - self.low), 0.0, 1.0)
 
 
 class Uniform(_Interval):
@@ -348,7 +355,7 @@ class Beta(Dimension):
         return self._finish(float(self.dist.ppf(min(max(u, _EDGE), 1 - _EDGE))))
 
     def to_unit(self, value: Any) -> float:
-        return float(np.clip(self.dist.cdf(float(value)), _EDGE, 1 - _EDGE))
+        return _clip(float(self.dist.cdf(float(value))), _EDGE, 1 - _EDGE)
 
 
 _CLASSES: dict[Distribution, type[Dimension]] = {
@@ -415,6 +422,12 @@ class Space:
     def canonical(self, params: Mapping[str, Any]) -> np.ndarray:
         """Encoding of the decoded point: equal for parameter sets a trial cannot tell apart."""
         return self.encode(self.decode(self.encode(params)))
+
+    def snap(self, coords: np.ndarray) -> np.ndarray:
+        """`canonical(decode(coords))`, at half the cost: decoded values are fixed points of
+        decode∘encode (tests/unit/test_space.py checks it for every distribution), so one
+        decode and one encode suffice. Candidate pools snap thousands of points per ask."""
+        return self.encode(self.decode(coords))
 
     def grid_size(self) -> int:
         """Number of points of the full grid (product of each dimension's grid)."""
