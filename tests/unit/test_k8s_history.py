@@ -213,3 +213,71 @@ def test_ten_thousand_trials_with_ten_parameters_fit_in_one_mib():
     assert [r["duration"] for r in records] == [t.duration for t in trials]
     assert all(r["reason"] in (None, t.reason) for r, t in zip(records, trials, strict=True))
     assert records[-10]["reason"] == trials[-10].reason  # the newest are kept
+
+
+def test_metrics_float32_cannot_hold_are_kept_as_float64():
+    """`acc=1e39` is finite, but float32 would record it as infinity, which no status
+    write can carry (the sweep froze on its next pass); 1e-50 would become 0."""
+    trials = [Trial(0, "a-0", {"x": 0.1}, "succeeded", 1.0,
+                    metrics={"loss": 1.0, "acc": 1e39, "tiny": 1e-50, "neg": -3e300}),
+              Trial(1, "a-1", {"x": 0.2}, "succeeded", 2.0, metrics={"loss": 2.0})]
+    packed = history.encode(trials, {})
+    assert not packed["metrics"]["loss"].startswith(history.F8_PREFIX)  # float32 suffices
+    assert all(packed["metrics"][m].startswith(history.F8_PREFIX)
+               for m in ("acc", "tiny", "neg"))
+    records = history.decode(json.loads(json.dumps(packed, allow_nan=False)), str)
+    assert records[0]["metrics"] == {"loss": 1.0, "acc": 1e39, "tiny": 1e-50, "neg": -3e300}
+    assert records[1]["metrics"] == {"loss": 2.0}
+
+
+def _packed() -> dict:
+    trials = [Trial(0, "a-0", {"x": 0.25, "k": "a"}, "succeeded", 1.0, metrics={"acc": 0.5})]
+    return json.loads(json.dumps(history.encode(trials, {})))
+
+
+def test_a_hand_edited_non_finite_number_is_refused_naming_the_field():
+    """A status edited to hold NaN or an infinity where a number is read back would put it
+    in the next status write, which the API server refuses: decoding names the field."""
+    from kubesweep.k8s.recovery import history_problem, readable_indices
+
+    inf64 = history._pack(np.array([np.inf]))
+    nan32 = history._pack(np.array([np.nan], dtype="<f4"))
+    edits = {
+        "values": lambda h: h.__setitem__("values", inf64),
+        "metrics.acc": lambda h: h["metrics"].__setitem__(
+            "acc", history._pack(np.array([np.inf], dtype="<f4"))),
+        "params.x": lambda h: h["params"].__setitem__("x", {"type": "f4", "data": nan32}),
+        "params.k": lambda h: h["params"].__setitem__("k", {"type": "json",
+                                                            "data": "[1e400]"}),
+    }
+    for field, edit in edits.items():
+        hist = _packed()
+        edit(hist)
+        try:
+            history.decode(hist, str)
+        except ValueError as exc:
+            assert f"status.history.{field}" in str(exc), (field, exc)
+        else:
+            raise AssertionError(f"{field}: a non-finite number was read back")
+        problem = history_problem(hist)
+        assert problem is not None and problem.startswith(f"status.history.{field}:"), problem
+        # the indices still decode, but no trial counts as recorded: the pass reads every
+        # Job's pods and log to rebuild them (else trial 0 came back without its value)
+        assert readable_indices(hist) is None
+    assert readable_indices(_packed()) == {0}
+    hist = _packed()
+    hist["params"]["k"] = {"type": "json", "data": "[NaN]"}
+    assert history_problem(hist).startswith("status.history.params.k:")
+
+
+def test_any_undecodable_history_is_a_value_error():
+    """Callers (warm start, the views) catch ValueError: a zlib or index error in a
+    hand-edited history must not escape as something else."""
+    for edit in ({"indices": "AAAA"}, {"metrics": {"acc": history._pack(np.array([], "<f4"))}}):
+        hist = {**_packed(), **edit}
+        try:
+            history.decode(hist, str)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"{edit} decoded")

@@ -289,7 +289,8 @@ def _status_schema() -> dict[str, Any]:
                                 "description": "Last value of each trial's other metrics, "
                                 "by metric name (up to 8 names, plus every objective and "
                                 "constrained metric; base64 float32, NaN when a trial did "
-                                "not report it)."},
+                                "not report it; float64 prefixed `f8:` when float32 cannot "
+                                "hold a value)."},
                 },
             },
             "paretoFront": {
