@@ -12,6 +12,9 @@ import json
 
 HOSTILE_VALUES: list[str] = [
     "$(rm -rf /)",
+    # references the kubelet would expand, unescaped: V is the trial's own env var (set
+    # from this very value), KUBERNETES_SERVICE_HOST one every container gets
+    "$(V) $(KUBERNETES_SERVICE_HOST) $(HOSTNAME) $$ end",
     "${params.v}",
     "${trial.index} ${env.HOME}",
     "\"; echo pwned; \"",

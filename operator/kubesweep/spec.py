@@ -105,6 +105,15 @@ LOG_BOUNDED = {
 }
 GAUSSIAN = {Distribution.normal, Distribution.q_normal, Distribution.log_normal,
             Distribution.q_log_normal}
+#: Most multiples of q a bounded q_* range may span: 2**53, where floats stop telling
+#: neighbouring integers apart.
+MAX_Q_STEPS = 2.0**53
+#: Gaussian parameters must keep mu ± GAUSSIAN_REACH·sigma (a 1e-23 tail) inside what a
+#: float holds: below MAX_EXPONENT for log-normals (e^709 is the largest float), below
+#: MAX_GAUSSIAN for normals.
+GAUSSIAN_REACH = 10
+MAX_EXPONENT = 700.0
+MAX_GAUSSIAN = 1e300
 QUANTIZED = {Distribution.q_uniform, Distribution.q_log_uniform_values, Distribution.q_normal,
              Distribution.q_log_normal, Distribution.q_beta}
 #: Distributions a grid sweep can enumerate.
@@ -229,6 +238,8 @@ class Parameter(_Model):
                 raise ValueError(f"value: {problem}")
         elif dist in BOUNDED:
             self._check_bounds(dist)
+        elif dist in GAUSSIAN:
+            self._check_gaussian(dist)
         if dist is not Distribution.categorical and self.probabilities is not None:
             raise ValueError("`probabilities` only applies to `values` (categorical)")
         return self
@@ -264,6 +275,20 @@ class Parameter(_Model):
             if abs(total - 1.0) > PROBABILITY_TOLERANCE:
                 raise ValueError(f"`probabilities` sum to {total:g}; they must sum to 1")
 
+    def _check_gaussian(self, dist: Distribution) -> None:
+        mu = self.mu if self.mu is not None else 0.0
+        sigma = self.sigma if self.sigma is not None else 1.0
+        reach = abs(mu) + GAUSSIAN_REACH * sigma
+        log = dist in (Distribution.log_normal, Distribution.q_log_normal)
+        limit = MAX_EXPONENT if log else MAX_GAUSSIAN
+        if not reach < limit:
+            what = f"exp(|mu| + {GAUSSIAN_REACH}·sigma)" if log else \
+                f"|mu| + {GAUSSIAN_REACH}·sigma"
+            raise ValueError(
+                f"mu={mu:g}, sigma={sigma:g}: {dist.value} would draw values no float holds "
+                f"({what} overflows); keep |mu| + {GAUSSIAN_REACH}·sigma below {limit:g}"
+            )
+
     def _check_bounds(self, dist: Distribution) -> None:
         if self.min is None or self.max is None:
             raise ValueError(f"distribution {dist.value!r} needs both `min` and `max`")
@@ -288,6 +313,16 @@ class Parameter(_Model):
             )
         if dist in (Distribution.q_uniform, Distribution.q_log_uniform_values):
             q = self.q if self.q is not None else 1.0
+            largest = max(abs(self.min), abs(self.max))
+            plain = "uniform" if dist is Distribution.q_uniform else "log_uniform_values"
+            if largest / q > MAX_Q_STEPS:
+                # past 2**53 steps floats cannot tell neighbouring multiples of q apart (and
+                # min/q, max/q overflow for the tiniest q): the step would mean nothing
+                raise ValueError(
+                    f"q={q:g} is too small for bounds up to {largest:g}: floats cannot tell "
+                    f"its multiples apart there; use q >= {largest / MAX_Q_STEPS:.3g} or "
+                    f"distribution {plain}"
+                )
             if math.floor(self.max / q + 1e-9) < math.ceil(self.min / q - 1e-9):
                 raise ValueError(
                     f"no multiple of q={q:g} lies between min {self.min:g} and max "
@@ -570,6 +605,17 @@ class SweepSpec(_Model):
             else:
                 data["metrics"] = items
         return data
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _custom_method(cls, method: Any) -> Any:
+        # a W&B parameters block pasted with its method: name the W&B feature, not the enum
+        if method == "custom":
+            raise ValueError(
+                "`custom` is W&B's method for its Optuna/Ax schedulers, a W&B feature "
+                "kubesweep does not support; use grid, random or bayes"
+            )
+        return method
 
     @field_validator("parameters")
     @classmethod

@@ -47,6 +47,8 @@ class Trial:
     history: list[tuple[int, float]] = field(default_factory=list)
     #: why it failed or was stopped, in words a user can act on
     reason: str | None = None
+    #: seconds the trial ran, when the back end knows it (kept for the trials table)
+    duration: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -71,6 +73,7 @@ class Trial:
             metrics=dict(data.get("metrics") or {}),
             history=[(int(s), float(v)) for s, v in data.get("history") or []],
             reason=data.get("reason"),
+            duration=None if data.get("duration") is None else float(data["duration"]),
         )
 
 

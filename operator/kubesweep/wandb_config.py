@@ -128,8 +128,16 @@ def _from_exponents(path: str, out: dict[str, Any], dist: str) -> None:
     if dist == "inv_log_uniform":
         # W&B draws exp(-u) with u uniform in [min, max]: log-uniform on [e^-max, e^-min]
         low, high = -high, -low
+    # e^x is a positive finite float only for x in about (-745, 709)
+    bounds = [math.exp(v) if v < 709 else math.inf for v in (low, high)]
+    if not all(0 < v < math.inf for v in bounds):
+        raise WandbConfigError(
+            f"parameters.{path}: {dist} takes exponents (values e^min..e^max), and "
+            f"min {out['min']:g}, max {out['max']:g} give values no float holds; use "
+            f"exponents between -745 and 709, or {EXPONENT_FORMS[dist]} with the values"
+        )
     out["distribution"] = EXPONENT_FORMS[dist]
-    out["min"], out["max"] = math.exp(low), math.exp(high)
+    out["min"], out["max"] = bounds
 
 
 def convert_command(command: Any, program: Any, notes: list[str] | None = None) -> list[str]:

@@ -261,6 +261,7 @@ def test_deployment_is_one_hardened_replica_with_the_kopf_liveness_probe():
     assert ready["path"] == "/readyz" and ready["port"] == "healthz"
     assert f"--liveness-port={ports['healthz']}" in c["args"]
     assert f"--metrics-port={ports['metrics']}" in c["args"]
+    assert "--metrics-address=0.0.0.0" in c["args"] and "--liveness-address=0.0.0.0" in c["args"]
     # a writable /tmp on the read-only root filesystem
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
 
@@ -299,6 +300,14 @@ def test_without_leader_election_one_replica_recreated():
     proc = helm("template", "x", str(CHART), "--set", "replicas=2",
                 "--set", "leaderElection.enabled=false", check=False)
     assert proc.returncode != 0 and "replicas > 1 needs leaderElection.enabled" in proc.stderr
+
+
+def test_listen_addresses_are_values():
+    [deploy] = by_kind(render({"operator": {"metricsAddress": "127.0.0.1",
+                                            "livenessAddress": "::"}}, crds=False),
+                       "Deployment")
+    [c] = deploy["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-address=127.0.0.1" in c["args"] and "--liveness-address=::" in c["args"]
 
 
 def test_metrics_service_selects_the_operator_pod_on_a_port_named_metrics():
@@ -353,6 +362,7 @@ BAD_VALUES = [
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
     ({"image": {"repository": ""}}, "/image/repository"),
     ({"operator": {"metricsPort": 70000}}, "/operator/metricsPort"),
+    ({"operator": {"metricsAddress": "0.0.0.0 --verbose"}}, "/operator/metricsAddress"),
     ({"operator": {"trialStartTimeout": "10m"}}, "/operator/trialStartTimeout"),
     ({"operator": {"workers": 0}}, "/operator/workers"),
     ({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0"),

@@ -16,11 +16,13 @@ pytestmark = pytest.mark.k8s
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "invalid"
 #: Refused by `kubesweep validate` and the operator, admitted by the API server: their
-#: rules need the grid's size, the placeholders inside a free-form Job template, or a
-#: Job template's container names; two Sweeps in one file are fine for kubectl.
+#: rules need the grid's size, the placeholders inside a free-form Job template, a Job
+#: template's container names, or float limits (q's multiples, a log-normal's reach) kept
+#: out of CEL; two Sweeps in one file are fine for kubectl.
 VALIDATE_ONLY = {
     "grid-larger-than-budget-limit", "grid-over-continuous",
-    "grid-too-large", "multi-document-two-sweeps", "parameter-empty-mapping",
+    "grid-too-large", "log-normal-overflows", "multi-document-two-sweeps",
+    "parameter-empty-mapping", "q-too-small-for-range",
     "primary-container-missing", "probabilities-without-values",
     "probabilities-wrong-length", "template-placeholder-unknown-param",
     "template-unknown-placeholder",

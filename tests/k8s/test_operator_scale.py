@@ -1,7 +1,7 @@
-"""A Sweep holding 10,000 finished trials × 10 parameters × 4 metrics: the API server
-stores its status (under 1 MiB, well under the object size limit), and the operator
-resumes from it — rebuilds the tuner from the compact history — and runs the one
-remaining trial."""
+"""A Sweep holding 10,000 finished trials × 10 parameters × 4 metrics (and their run
+times): the API server stores its status (under 1 MiB, well under the object size limit),
+and the operator resumes from it — rebuilds the tuner from the compact history — and runs
+the one remaining trial."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, c
                      "act": ["relu", "tanh", "gelu"][i % 3]},
                     "succeeded", 1.0 + float(rng.random()),
                     metrics={"loss": float(rng.random()), "accuracy": float(rng.random()),
-                             "lr_now": float(rng.random()), "epoch": float(i % 50)})
+                             "lr_now": float(rng.random()), "epoch": float(i % 50)},
+                    duration=float(rng.integers(10, 3600)))
               for i in range(DONE)]
     tuner = Tuner(spec, name="big")
     tuner.trials = trials  # a finished history, as an earlier operator would have written
@@ -89,3 +90,6 @@ def test_ten_thousand_trials_in_status(cluster: ClusterHandle, namespace: str, c
     assert all(r["metrics"] == {k: float(f"{np.float32(v):.7g}") for k, v in t.metrics.items()}
                for r, t in zip(records, trials, strict=False))
     assert records[DONE]["metrics"] == {"loss": 0.5}
+    # and every trial's run time (the new one's from its Job, which the operator read)
+    assert [r["duration"] for r in records[:DONE]] == [t.duration for t in trials]
+    assert records[DONE]["duration"] is not None

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.fixtures import ClusterHandle
+from tests.cluster.fixtures import ClusterHandle, wait_for
 from tests.cluster.processes import free_port
 from tests.k8s.operator_fixtures import (  # noqa: F401 (fixture crd)
+    GROUP,
+    PLURAL,
     REPO,
     OperatorProcess,
     apply,
     crd_fixture,
+    install_crd,
     jobs,
     sweep_manifest,
     trial_records,
@@ -72,9 +75,12 @@ def test_trials_equal_what_the_operator_recorded(cluster: ClusterHandle, namespa
             for t in listed] == \
         [(r["index"], r["name"], r["state"], r["value"], r["params"], r["reason"])
          for r in recorded]
-    # every trial's metrics survived, pruned Job or not
+    # every trial's metrics, curve and run time survived, pruned Job or not
     assert all(t["metrics"].get("acc") == pytest.approx(1 - t["params"]["x"], rel=1e-6) and
                t["metrics"].get("step") == 3.0 for t in listed), json.dumps(listed, indent=1)
+    assert all(t["duration"] == r["duration"] and t["duration"] is not None
+               for t, r in zip(listed, recorded, strict=True)), json.dumps(listed, indent=1)
+    assert all(r["history"] == [[3.0, r["value"]]] for r in recorded if r["value"] is not None)
 
     table = kubectl_sweep(cluster, plugin_path, "trials", "look", "-n", namespace,
                           "-o", "wide", "--sort", "value")
@@ -97,6 +103,47 @@ def test_trials_equal_what_the_operator_recorded(cluster: ClusterHandle, namespa
                            cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "look-report.html").stat().st_size > 1_000_000
+
+
+def test_trials_in_flight_come_from_their_jobs(cluster: ClusterHandle, namespace: str,
+                                              crd: Path, tmp_path: Path, plugin_path: str):
+    """Trials the operator has not recorded yet are listed from their Jobs: here they
+    finish while the operator is down, so they wait, done but unrecorded, as `finishing`."""
+    op = OperatorProcess(cluster, namespace, tmp_path)
+    op.start()
+    try:
+        apply(cluster, namespace, sweep_manifest(
+            "fly", "import time; x=${params.x}; time.sleep(2); print(f'loss={x}')",
+            maxTrials=2, parallelism=2))
+        wait_for(lambda: len(jobs(cluster, namespace, "fly")) == 2, 60, "2 trial Jobs",
+                 op.hint())
+        op.kill9()
+        wait_for(lambda: all(any(c["type"] == "Complete" and c["status"] == "True"
+                                 for c in (j.get("status") or {}).get("conditions") or [])
+                             for j in jobs(cluster, namespace, "fly")), 60,
+                 "the two Jobs to complete", cluster.log_hint())
+        made = {int(j["metadata"]["labels"]["kubesweep.io/trial"]):
+                json.loads(j["metadata"]["annotations"]["kubesweep.io/params"])
+                for j in jobs(cluster, namespace, "fly")}
+        shown = kubectl_sweep(cluster, plugin_path, "trials", "fly", "-n", namespace,
+                              "-o", "json")
+        assert shown.returncode == 0, shown.stderr
+        listed = json.loads(shown.stdout)
+        assert [(t["index"], t["state"], t["params"], t["value"]) for t in listed] == \
+            [(i, "finishing", made[i], None) for i in sorted(made)]
+        assert all(t["duration"] is not None for t in listed)
+        only = kubectl_sweep(cluster, plugin_path, "trials", "fly", "-n", namespace,
+                             "--state", "succeeded")
+        assert only.stdout == "No trials match.\n"
+
+        op.start()
+        wait_phase(cluster, op, namespace, "fly", timeout=60)
+    finally:
+        op.stop()
+    done = json.loads(kubectl_sweep(cluster, plugin_path, "trials", "fly", "-n", namespace,
+                                    "-o", "json").stdout)
+    assert [(t["state"], t["value"]) for t in done] == \
+        [("succeeded", pytest.approx(made[i]["x"])) for i in sorted(made)]
 
 
 def _kubeconfig(cluster: ClusterHandle, path: Path, *, token: str | None = None,
@@ -155,3 +202,22 @@ def test_every_refusal_is_one_clear_line(cluster: ClusterHandle, namespace: str,
     assert down.stderr.startswith(f"error: cannot reach the cluster at "
                                   f"https://127.0.0.1:{port}")
     assert "Connection refused" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_a_cluster_without_kubesweep_says_to_install_it(cluster: ClusterHandle,
+                                                         namespace: str, crd: Path,
+                                                         plugin_path: str):
+    """The Sweep CRD is removed for this test (deleting every Sweep, none of which another
+    test still needs: tests run one at a time) and installed again before it ends."""
+    if cluster.local is None:
+        pytest.skip("deletes the Sweep CRD: only on the session's own control plane, never "
+                    "on $KUBESWEEP_TEST_KUBECONFIG's cluster")
+    cluster.kubectl("delete", "crd", f"{PLURAL}.{GROUP}", "--wait=true", "--timeout=120s")
+    try:
+        gone = kubectl_sweep(cluster, plugin_path, "trials", "look", "-n", namespace)
+        assert gone.returncode == 1
+        assert gone.stderr == (f"error: the cluster has no Sweep resource type ({PLURAL}."
+                               f"{GROUP}); install kubesweep (helm install kubesweep "
+                               "charts/kubesweep)\n")
+    finally:
+        install_crd(cluster)

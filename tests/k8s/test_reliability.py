@@ -8,12 +8,16 @@ a NUL byte in a value.
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import socket
+import struct
 import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import kubernetes
@@ -57,8 +61,9 @@ def _reasons(cluster: ClusterHandle, namespace: str, name: str) -> list[str]:
 
 def test_non_finite_metrics_fail_the_trial_and_the_sweep_goes_on(
         cluster: ClusterHandle, namespace: str, operator: OperatorProcess):
+    # huge=1e39 is finite, but float32 (the history's metric columns) cannot hold it
     command = ("v = '${params.v}'.replace('big', '1e309')\n"
-               "print('acc=nan other=inf')\n"
+               "print('acc=nan other=inf huge=1e39')\n"
                "print(f'loss={v}')\n")
     apply(cluster, namespace, sweep_manifest(
         "nonfinite", command, method="grid", parallelism=5,
@@ -70,9 +75,10 @@ def test_non_finite_metrics_fail_the_trial_and_the_sweep_goes_on(
         assert by_value[bad]["state"] == "failed" and by_value[bad]["value"] is None
         assert by_value[bad]["reason"].startswith("reported loss=")
     assert by_value["0.5"]["state"] == "succeeded" and by_value["0.5"]["value"] == 0.5
-    # the other metrics' non-finite values are dropped, not stored
+    # the other metrics' non-finite values are dropped, not stored; 1e39 is kept exactly
     listed = {t["params"]["v"]: t for t in sweep["status"]["recentTrials"]}
-    assert listed["0.5"]["metrics"] == {"loss": 0.5}
+    assert listed["0.5"]["metrics"] == {"loss": 0.5, "huge": 1e39}
+    assert by_value["0.5"]["metrics"] == {"loss": 0.5, "huge": 1e39}
     assert "TrialFailed" in _reasons(cluster, namespace, "nonfinite")
     values = [line.split()[-1] for line in operator.metrics().splitlines()
               if line.startswith(("kubesweep_trial_value{", "kubesweep_sweep_best_value{"))
@@ -104,6 +110,43 @@ def test_a_corrupt_status_is_reported_and_recovered_from_the_jobs(
     assert sorted(r["index"] for r in records) == [0, 1, 2, 3]
     assert all(r["state"] == "succeeded" for r in records)
     assert len(jobs(cluster, namespace, "corrupt")) == 4  # nothing ran twice
+
+
+def test_a_status_edit_wakes_a_pass_and_a_non_finite_number_in_it_is_recovered(
+        cluster: ClusterHandle, namespace: str, crd: Path, tmp_path: Path):
+    """With no poll for 600 s and no Job changing, only the edit itself can wake the
+    pass that reports it. The edit puts infinity in status.history.values, which would
+    otherwise go out in every later status write (refused by the API server)."""
+    op = OperatorProcess(cluster, namespace, tmp_path,
+                         ["--poll-interval", "600", "--trial-start-timeout", "600"])
+    op.start()
+    try:
+        command = f"import time\nif {INDEX} == 1: time.sleep(600)\nprint('loss=0.5')\n"
+        apply(cluster, namespace, sweep_manifest("woken", command, maxTrials=2))
+
+        def settled() -> bool:
+            sweep = get_sweep(cluster, namespace, "woken")
+            return (sweep.get("status") or {}).get("trials", {}).get("running") == 1 and \
+                len(trial_records(sweep)) == 1
+
+        wait_until(settled, 90, "trial 0 recorded, trial 1 running", op)
+        time.sleep(3)  # the Job and pod updates of trial 1's start have been handled
+        inf = base64.b64encode(zlib.compress(struct.pack("<d", math.inf))).decode()
+        custom(cluster).patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, "woken", {"status": {"history": {"values": inf}}})
+        wait_until(lambda: "CorruptStatus" in _reasons(cluster, namespace, "woken"), 60,
+                   "a CorruptStatus event (the status edit woke a pass)", op)
+        [event] = [e for e in events(cluster, namespace, "woken")
+                   if e["reason"] == "CorruptStatus"]
+        assert event["message"].startswith("status.history.values: holds a non-finite number")
+        sweep = get_sweep(cluster, namespace, "woken")
+        assert _conditions(sweep)["StatusRecovered"]["reason"] == "CorruptStatus"
+        (record,) = trial_records(sweep)  # read back from Job woken-0
+        assert record["index"] == 0 and record["value"] == 0.5
+        assert sweep["status"]["trials"]["running"] == 1
+        assert len(jobs(cluster, namespace, "woken")) == 2  # nothing started again
+    finally:
+        op.stop()
 
 
 def test_a_job_deleted_by_hand_is_recorded_once_within_the_budget(

@@ -216,6 +216,19 @@ def test_non_finite_values_fail_the_trial_and_never_reach_the_status():
         assert w.status["bestTrial"]["metrics"] == {"loss": 0.25}
 
 
+
+def test_a_metric_beyond_float32_is_recorded_and_the_next_pass_still_writes():
+    """`acc=1e39` is finite; stored as float32 in status.history it came back as infinity
+    and every later status write failed (the sweep froze)."""
+    w = World(maxTrials=3, parallelism=1)
+    w.step()
+    w.finish(0, "acc=1e39 tiny=1e-50\nloss=0.5\n")
+    for _ in range(3):
+        w.step()  # World.step refuses a plan that holds a non-finite float
+    assert w.trials()[0]["metrics"] == {"acc": 1e39, "tiny": 1e-50, "loss": 0.5}
+    assert w.status["bestTrial"]["metrics"]["acc"] == 1e39
+
+
 # -- trials that do not start ---------------------------------------------------------------
 
 def test_an_unschedulable_trial_is_counted_then_failed_after_the_start_timeout():
@@ -560,6 +573,71 @@ def test_a_corrupt_history_is_reported_and_rebuilt_from_the_jobs():
     assert w.step().events == []  # the status is readable again: no report on every pass
 
 
+def test_unreadable_reasons_are_named():
+    w = World(parallelism=1, maxTrials=3)
+    w.step()
+    w.finish(0, "Traceback\nValueError: boom\n", exit_code=1)
+    w.step()
+    w.sweep["status"]["history"]["reasonsPacked"] = "bm90IHpsaWI="  # base64, not zlib
+    plan = w.step()
+    [event] = [e for e in plan.events if e.reason == "CorruptStatus"]
+    assert event.message.startswith("status.history.reasonsPacked: cannot be decoded")
+    assert w.trials()[0]["reason"].startswith("exited with code 1")  # rebuilt from its Job
+
+
+def test_a_non_finite_number_edited_into_the_history_is_reported_and_rebuilt():
+    """A hand edit that decodes to infinity (or NaN where a number is read back) would
+    go out in the next status write, which the API server refuses, on every pass."""
+    import numpy as np
+
+    w = World(parallelism=1, maxTrials=3)
+    w.step()
+    w.finish(0, "loss=0.5 acc=0.9")
+    w.step()
+    w.sweep["status"]["history"]["values"] = history._pack(np.array([np.inf]))
+    plan = w.step()
+    [event] = [e for e in plan.events if e.reason == "CorruptStatus"]
+    assert event.message.startswith("status.history.values: holds a non-finite number (inf)")
+    assert w.trials()[0]["value"] == 0.5  # read back from the Job
+    assert w.step().events == []
+
+
+def test_a_trial_count_edited_beyond_any_budget_is_reported_and_ignored():
+    """status.trials.created: 1000000000 would have recorded a billion trials as deleted
+    Jobs (one event each) in a pass that never ends."""
+    w = World(parallelism=1, maxTrials=3)
+    w.step()
+    w.finish(0, "loss=0.5")
+    w.step()
+    w.sweep["status"]["trials"]["created"] = 10**9
+    plan = w.step()
+    assert reasons(plan) == ["CorruptStatus"]
+    assert plan.events[0].message == ("status.trials.created: 1000000000 is more than this "
+                                      "sweep has created or may create (3); ignored")
+    assert w.condition("StatusRecovered")["reason"] == "CorruptStatus"
+    assert w.status["trials"]["created"] == 2 and w.status["trials"]["stopped"] == 0
+    assert w.step().events == []
+    w.finish(1, "loss=0.4")
+    w.step()
+    w.finish(2, "loss=0.3")
+    w.step()
+    assert w.status["phase"] == "Succeeded" and w.status["trials"]["succeeded"] == 3
+
+
+def test_a_warm_start_source_with_an_unreadable_history_seeds_nothing():
+    """Another Sweep's corrupt status must not stop this one's passes (a zlib error
+    escaped the warm start and failed every pass)."""
+    w = World(method="bayes", parallelism=1, maxTrials=2, warmStart={"sweeps": ["old"]})
+    old = {"metadata": {"name": "old", "namespace": "ns"}, "spec": w.sweep["spec"],
+           "status": {"history": {"format": "v1", "count": 1, "indices": "AAAA",
+                                  "values": "AAAA", "states": "s", "params": {}}}}
+    snap = w.snapshot()
+    snap.warm = {"old": old}
+    plan = decide(snap, NOW, SETTINGS)
+    assert [c.index for c in plan.create] == [0]
+    assert plan.status["warmStart"] == {"trials": 0, "read": 0, "missing": []}
+
+
 def test_a_refused_job_fails_its_trial_and_launches_nothing_more():
     w = World(parallelism=1)
     w.step()
@@ -584,6 +662,24 @@ def test_old_finished_jobs_are_pruned_but_never_the_best():
     w.step(settings)
     # trials 0..2 recorded; 0 is the best, 2 the newest: only 1 goes
     assert w.deleted == ["s-1"]
+
+
+def test_a_trials_duration_and_curve_outlive_its_job():
+    """The Job is the only place that knows how long a trial ran: the duration goes into
+    status.history with the result, and stays there through later passes' rebuilds after
+    the Job was pruned (so does the curve, for the report)."""
+    w = World(parallelism=1, maxTrials=3)
+    settings = Settings(keep_finished_jobs=0)
+    w.step(settings)
+    w.finish(0, "step=1 loss=0.9\nstep=2 loss=0.5\n")
+    w.step(settings)
+    assert w.trials()[0]["duration"] == 9.0 and "s-0" in w.jobs  # recorded, then pruned
+    w.finish(1, "loss=0.3")  # the new best: its Job is kept, trial 0's pruned
+    w.step(settings)
+    w.step(settings)
+    assert w.deleted == ["s-0"]
+    assert [(t["duration"], t["history"]) for t in w.trials().values()] == \
+        [(9.0, [[1.0, 0.9], [2.0, 0.5]]), (9.0, [[1.0, 0.3]])]
 
 
 def test_the_status_remembers_the_spec_it_started_with():

@@ -130,7 +130,9 @@ def _job(index: int, params: dict, status: dict, uid: str = "u1") -> dict:
 
 
 def test_cluster_sweep_rows_come_from_history_and_jobs():
-    sweep = _sweep_object(_trials())
+    trials = _trials()
+    trials[0].duration = 42.0  # recorded by the operator; its Job is gone since
+    sweep = _sweep_object(trials)
     jobs = [
         _job(1, {"lr": 0.1, "act": "tanh"}, {
             "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:05Z",
@@ -144,9 +146,10 @@ def test_cluster_sweep_rows_come_from_history_and_jobs():
     assert results.source == "ns/s" and results.best.index == 1
     by_index = {t.index: t for t in results.trials}
     assert sorted(by_index) == [0, 1, 2, 3, 4, 5]
-    assert by_index[1].duration == 65.0 and by_index[0].duration is None
+    assert by_index[1].duration == 65.0 and by_index[0].duration == 42.0
+    assert by_index[2].duration is None  # not recorded, no Job left
     assert by_index[0].metrics == {"loss": 0.5, "acc": 0.8}
-    assert by_index[0].curve == []  # curves are only kept with early termination
+    assert by_index[0].curve == [(1.0, 0.9), (2.0, 0.5)]  # for the report's curves plot
     assert (by_index[4].state, by_index[5].state) == ("running", "pending")
     assert by_index[5].params == {"lr": 0.3, "act": "relu"}
     assert by_index[2].reason.startswith("exited with code 1")

@@ -102,6 +102,8 @@ kopf's CRD and namespace scanning.
 {{- end }}
 - {{ printf "--metrics-port=%v" .Values.operator.metricsPort | quote }}
 - {{ printf "--liveness-port=%v" .Values.operator.livenessPort | quote }}
+- {{ printf "--metrics-address=%s" .Values.operator.metricsAddress | quote }}
+- {{ printf "--liveness-address=%s" .Values.operator.livenessAddress | quote }}
 - {{ printf "--gpu-resource-name=%s" .Values.operator.gpuResourceName | quote }}
 - {{ printf "--trial-start-timeout=%v" .Values.operator.trialStartTimeout | quote }}
 - {{ printf "--workers=%v" .Values.operator.workers | quote }}

@@ -272,17 +272,25 @@ def _status_schema() -> dict[str, Any]:
                                      "little-endian array (JSON text for type json)."},
                         }}},
                     "reasons": {"type": "object", "additionalProperties": text,
-                                "description": "Why each failed or stopped trial ended, by "
-                                "trial index (the most recent ones)."},
+                                "description": "Why each of the 50 newest failed or stopped "
+                                "trials ended, by trial index (written by earlier versions; "
+                                "now reasonsPacked)."},
+                    "reasonsPacked": {**text, "description": "Why each failed or stopped "
+                                      "trial ended: zlib-compressed, base64 JSON list of "
+                                      "[index, reason], the newest trials' within 32 KiB."},
                     "curves": {"type": "object", "additionalProperties": text,
                                "description": "Intermediate (step, value) reports by trial "
-                               "index, for early termination (zlib-compressed, base64 "
+                               "index, the newest trials' within a size budget, for early "
+                               "termination and the report (zlib-compressed, base64 "
                                "little-endian float64 (step, value) pairs)."},
+                    "durations": {**text, "description": "Seconds each trial ran "
+                                  "(zlib-compressed, base64 float32, NaN when unknown)."},
                     "metrics": {"type": "object", "additionalProperties": text,
                                 "description": "Last value of each trial's other metrics, "
                                 "by metric name (up to 8 names, plus every objective and "
                                 "constrained metric; zlib-compressed, base64 little-endian "
-                                "float32, NaN when a trial did not report it)."},
+                                "float32, NaN when a trial did not report it; float64 "
+                                "prefixed `f8:` when float32 cannot hold a value)."},
                 },
             },
             "paretoFront": {

@@ -259,6 +259,8 @@ class _Pass:
         self.open: list[_Open] = []
         #: why status.history could not be read (it is then rebuilt from the Jobs)
         self.corrupt: str | None = None
+        #: why status.trials.created was not believed (a hand edit beyond any budget)
+        self.bad_count: str | None = None
         self.corrupt_message = ""
         #: (finished trials, their encoded status.history) of the last status built
         self._encoded: tuple[int, dict[str, Any]] | None = None
@@ -278,13 +280,18 @@ class _Pass:
         for trial, reason in rules.to_stop(list(tuner.pending), outcome):
             self._end(trial, "stopped", reason)
         outcome = tuner.outcome
+        problems = []
         if self.corrupt:
             found = sum(1 for t in tuner.trials
                         if not (t.reason or "").startswith("Job deleted"))
-            self.corrupt_message = (f"{self.corrupt}; rebuilt from the Sweep's Jobs "
-                                    f"({found} trials recovered)")
+            problems.append(f"{self.corrupt}; rebuilt from the Sweep's Jobs "
+                            f"({found} trials recovered)")
+        if self.bad_count:
+            problems.append(self.bad_count)
+        if problems:
+            self.corrupt_message = "; ".join(problems)
             plan.events.append(Event("Warning", "CorruptStatus", self.corrupt_message))
-        if plan.delete or self.ended or self.corrupt:
+        if plan.delete or self.ended or self.corrupt_message:
             # results into the status before any Job is deleted (crash safety)
             recorded = self._status(outcome)
             plan.record = status_patch(self.status, recorded) or None
@@ -379,9 +386,17 @@ class _Pass:
             created = int((self.status.get("trials") or {}).get("created") or 0)
         except (TypeError, ValueError):
             created = 0
+        known = {t.index for t in self.tuner.trials}
+        # the operator never creates more trials than the budget (or than it already has,
+        # when maxTrials was lowered): a larger count is a hand edit, and believing it
+        # would record up to millions of trials as deleted, one event each
+        bound = max(self.tuner.budget, max(known, default=-1) + 1)
+        if created > bound:
+            self.bad_count = (f"status.trials.created: {created} is more than this sweep "
+                              f"has created or may create ({bound}); ignored")
+            created = max(known, default=-1) + 1
         listed = {t.get("index"): t for t in self.status.get("recentTrials") or []
                   if isinstance(t, dict)}
-        known = {t.index for t in self.tuner.trials}
         for index in range(created):
             if index in known:
                 continue
@@ -415,7 +430,9 @@ class _Pass:
         trial = self.tuner.add(params, verdict.value, verdict.state, metrics=metric_log.latest,
                                history=metric_log.history, reason=verdict.reason, index=index,
                                name=job["metadata"]["name"])
-        self.ended.append((trial, objects.duration_seconds(job, self.now)))
+        # into status.history with the result: the Job, which knows it, will be pruned
+        trial.duration = objects.duration_seconds(job, self.now)
+        self.ended.append((trial, trial.duration))
 
     def _early_stop(self) -> None:
         if self.spec.earlyTerminate is None:
@@ -436,7 +453,8 @@ class _Pass:
         """End a trial the operator decided about (stop, timeout): record, then delete."""
         self.tuner.tell(trial, None, state, reason=reason)  # type: ignore[arg-type]
         job = next((o.job for o in self.open if o.trial is trial), None)
-        self.ended.append((trial, objects.duration_seconds(job, self.now) if job else None))
+        trial.duration = objects.duration_seconds(job, self.now) if job else None
+        self.ended.append((trial, trial.duration))
         self.open = [o for o in self.open if o.trial is not trial]
         if delete:
             self.plan.delete.append(trial.name)
@@ -474,7 +492,7 @@ class _Pass:
                               unschedulable=unschedulable, generation=self.generation,
                               outcome=outcome, hashes=self.hashes, now=self.stamp,
                               warm=self.warm, encoded=self._encoded[1])
-        if self.corrupt:
+        if self.corrupt_message:
             status["conditions"] = set_condition(
                 status["conditions"], "StatusRecovered", True, "CorruptStatus",
                 self.corrupt_message, self.generation, self.stamp)

@@ -11,8 +11,18 @@ Every trial's other metrics (loss, accuracy, step ...) are kept too, bounded: th
 value of at most `MAX_METRICS` metric names (those most trials reported), one float32
 column per name (NaN where a trial did not report it). float32 keeps ~7 significant
 digits, which is what a table or a plot shows; the objective keeps full precision in
-`values`. 4 metrics add ~0.2 MB at 10,000 trials, so 10,000 trials × 10 parameters ×
-4 metrics stay under 1 MiB (tests/k8s/test_operator_scale.py proves it on the API server).
+`values`. A column with a value float32 cannot hold (beyond ±3.4e38, or so small it
+would become 0) is float64, its text prefixed `f8:`: float32 would turn `acc=1e39` into
+infinity, which no status write can carry. 4 metrics add ~0.2 MB at 10,000 trials, so
+10,000 trials × 10 parameters × 4 metrics stay under 1 MiB
+(tests/k8s/test_operator_scale.py proves it on the API server).
+
+Each trial's run time (`durations`, float32 seconds, NaN when unknown) is kept as well: it
+is known only while the trial's Job exists, and the operator prunes finished Jobs. The
+intermediate curves (what early termination compares, and the report's intermediate-value
+plot) are kept for the newest trials within `MAX_CURVE_BYTES`, and why each failed or
+stopped trial ended within `MAX_REASON_BYTES` (each distinct text stored once). With both
+budgets full, 10,000 trials × 10 parameters × 4 metrics take ~1,000 KiB.
 """
 
 from __future__ import annotations
@@ -31,9 +41,11 @@ from kubesweep.tuner import Trial
 FORMAT = "v1"
 _STATE_LETTER = {"succeeded": "s", "failed": "f", "stopped": "x"}
 _LETTER_STATE = {v: k for k, v in _STATE_LETTER.items()}
-#: Failure/stop reasons kept in the history (the newest); older ones are in Events.
-MAX_REASONS = 50
-#: Upper bound of the bytes of intermediate curves kept for early termination.
+#: Upper bound of the packed failure/stop reasons (the newest trials' are kept first;
+#: Events hold every reason while they last). Reasons repeat a lot, so this holds
+#: thousands of them.
+MAX_REASON_BYTES = 32 * 1024
+#: Upper bound of the bytes of intermediate curves kept (the newest trials' first).
 MAX_CURVE_BYTES = 256 * 1024
 #: Metric names whose last value is kept for every trial (the most reported ones).
 MAX_METRICS = 8
@@ -45,6 +57,32 @@ def _pack(array: np.ndarray) -> str:
 
 def _unpack(text: str, dtype: str) -> np.ndarray:
     return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=dtype)
+
+
+#: Prefix of a metric column stored as float64 (see the module docstring).
+F8_PREFIX = "f8:"
+
+
+def _finite(values: np.ndarray, field: str, nan_ok: bool = False) -> np.ndarray:
+    """`values`, or ValueError naming `field` when one is infinite (or NaN where NaN
+    means nothing): a hand-edited status must not put a number JSON cannot carry into
+    the next status write."""
+    bad = np.isinf(values) if nan_ok else ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"status.history.{field}: holds a non-finite number "
+                         f"({values[bad][0]}); only finite numbers are recorded")
+    return values
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON can carry")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 def _is_int(value: Any) -> bool:
@@ -80,20 +118,45 @@ def _encode_column(values: list[Any], choices: list[Any] | None) -> dict[str, An
     return {"type": "json", "data": json.dumps(values, separators=(",", ":"))}
 
 
-def _decode_column(col: Mapping[str, Any], count: int) -> list[Any]:
+def _decode_column(col: Mapping[str, Any], count: int, field: str = "params") -> list[Any]:
     kind = col["type"]
     if kind == "json":
-        return list(json.loads(col["data"]))
+        # Python's json reads NaN, Infinity and 1e400, which no status write could send
+        try:
+            return list(json.loads(col["data"], parse_constant=_no_constant,
+                                   parse_float=_finite_float))
+        except ValueError as exc:
+            raise ValueError(f"status.history.{field}: cannot be decoded ({exc})") from None
     if kind.startswith("c"):
         choices = list(col["choices"])
         return [choices[i] for i in _unpack(col["data"], "<u" + kind[1:]).tolist()]
     if kind in ("i4", "i8"):
         return _unpack(col["data"], "<" + kind).tolist()
     if kind == "f4":
-        return [float(f"{v:.6g}") for v in _unpack(col["data"], "<f4").tolist()]
+        return [float(f"{v:.6g}")
+                for v in _finite(_unpack(col["data"], "<f4"), field).tolist()]
     if kind == "f8":
-        return _unpack(col["data"], "<f8").tolist()
+        return _finite(_unpack(col["data"], "<f8"), field).tolist()
     raise ValueError(f"status.history: unknown column type {kind!r}")
+
+
+def column_length(col: Mapping[str, Any], field: str) -> int:
+    """How many values a parameter column holds, checked as `_decode_column` reads it
+    (finite numbers, choice indices in range) but without building its values: a
+    pass checks the whole history this way before trusting it."""
+    kind = col["type"]
+    if kind == "json" or kind not in ("i4", "i8", "f4", "f8") and not kind.startswith("c"):
+        return len(_decode_column(col, 0, field))
+    if kind.startswith("c"):
+        index = _unpack(col["data"], "<u" + kind[1:])
+        if index.size and int(index.max()) >= len(col["choices"]):
+            raise ValueError(f"status.history.{field}: choice {int(index.max())} of "
+                             f"{len(col['choices'])}")
+        return int(index.size)
+    values = _unpack(col["data"], "<" + kind)
+    if kind.startswith("f"):
+        _finite(values, field)
+    return int(values.size)
 
 
 def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
@@ -108,7 +171,7 @@ def _choices(spec_parameters: Mapping[str, Any], name: str) -> list[Any] | None:
 
 
 def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
-           keep_curves: bool = False, metric_names: Iterable[str] = ()) -> dict[str, Any]:
+           keep_curves: bool = True, metric_names: Iterable[str] = ()) -> dict[str, Any]:
     """The finished trials as a compact history (see the module docstring); the metrics
     in `metric_names` (several objectives, constrained metrics) are always kept, on top of
     the MAX_METRICS most reported ones."""
@@ -134,8 +197,11 @@ def encode(trials: Iterable[Trial], spec_parameters: Mapping[str, Any],
     metrics = _encode_metrics(done, metric_names)
     if metrics:
         out["metrics"] = metrics
-    reasons = [(str(t.index), t.reason) for t in done if t.reason]
-    out["reasons"] = dict(reasons[-MAX_REASONS:])
+    if any(t.duration is not None for t in done):
+        out["durations"] = _pack(np.asarray([_f32(t.duration) for t in done], dtype="<f4"))
+    reasons = _encode_reasons(done)
+    if reasons:
+        out["reasonsPacked"] = reasons
     if keep_curves:
         out["curves"] = _encode_curves(done)
     return out
@@ -152,8 +218,37 @@ def metric_names(trials: Iterable[Trial], limit: int = MAX_METRICS) -> list[str]
 
 def _encode_metrics(done: list[Trial], required: Iterable[str] = ()) -> dict[str, str]:
     names = sorted(set(required) | set(metric_names(done)))
-    return {name: _pack(np.asarray([_f32(t.metrics.get(name)) for t in done], dtype="<f4"))
+    return {name: _metric_column(np.asarray([_f32(t.metrics.get(name)) for t in done],
+                                            dtype="<f8"))
             for name in names}
+
+
+def _metric_column(values: np.ndarray) -> str:
+    """float32 when it holds every value (finite, and not 0 for a value that is not),
+    else float64 prefixed `F8_PREFIX`."""
+    with np.errstate(over="ignore", under="ignore"):
+        f32 = values.astype("<f4")
+    fits = np.isnan(values) | (np.isfinite(f32) & ((f32 != 0) | (values == 0)))
+    if fits.all():
+        return _pack(f32)
+    return F8_PREFIX + _pack(values)
+
+
+def metric_array(text: str, name: str) -> np.ndarray:
+    """A metric column as stored (float32, or float64 after `F8_PREFIX`; NaN where a
+    trial did not report the metric); ValueError naming the field when it holds an
+    infinity."""
+    f8 = text.startswith(F8_PREFIX)
+    values = _unpack(text[len(F8_PREFIX):], "<f8") if f8 else _unpack(text, "<f4")
+    return _finite(values, f"metrics.{name}", nan_ok=True)
+
+
+def unpack_metric(text: str, name: str) -> list[float | None]:
+    """A metric column's values (None where a trial did not report the metric)."""
+    values = metric_array(text, name)
+    if values.dtype == np.float64:
+        return [None if math.isnan(v) else v for v in values.tolist()]
+    return [_decode_f32(v) for v in values.tolist()]
 
 
 def _f32(value: Any) -> float:
@@ -166,6 +261,51 @@ def _f32(value: Any) -> float:
 def _decode_f32(value: float) -> float | None:
     # '%.7g' gives back the short decimal a trial printed (float32 holds ~7.2 digits)
     return None if math.isnan(value) else float(f"{value:.7g}")
+
+
+def _pack_reasons(pairs: list[tuple[int, str]]) -> str:
+    """{"texts": distinct reasons, "gaps": index deltas, "ids": text of each}, JSON,
+    zlib, base64: a reason repeated by thousands of trials is stored once."""
+    texts: dict[str, int] = {}
+    ids = [texts.setdefault(reason, len(texts)) for _, reason in pairs]
+    indices = [index for index, _ in pairs]
+    gaps = [b - a for a, b in zip([0, *indices[:-1]], indices, strict=True)]
+    text = json.dumps({"texts": list(texts), "gaps": gaps, "ids": ids},
+                      separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(zlib.compress(text, 6)).decode("ascii")
+
+
+def _encode_reasons(done: list[Trial]) -> str | None:
+    """The reasons of the newest failed/stopped trials whose packed text fits in
+    MAX_REASON_BYTES (every one, unless a sweep has thousands of distinct reasons)."""
+    pairs = [(t.index, t.reason) for t in done if t.reason]
+    if not pairs:
+        return None
+    text = _pack_reasons(pairs)
+    if len(text) <= MAX_REASON_BYTES:
+        return text
+    fits, too_many = 0, len(pairs)  # the newest `fits` fit, the newest `too_many` do not
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if len(_pack_reasons(pairs[-middle:])) <= MAX_REASON_BYTES:
+            fits = middle
+        else:
+            too_many = middle
+    return _pack_reasons(pairs[-fits:]) if fits else None
+
+
+def decode_reasons(history: Mapping[str, Any]) -> dict[str, str]:
+    """Trial index (as text) -> why it failed or was stopped, from `reasonsPacked` or, in a
+    history written before it existed, the plain `reasons` of the newest 50 trials."""
+    packed = history.get("reasonsPacked")
+    if not packed:
+        return dict(history.get("reasons") or {})
+    data = json.loads(zlib.decompress(base64.b64decode(packed)))
+    texts, out, index = data["texts"], {}, 0
+    for gap, which in zip(data["gaps"], data["ids"], strict=True):
+        index += gap
+        out[str(index)] = str(texts[which])
+    return out
 
 
 def _encode_curves(done: list[Trial]) -> dict[str, str]:
@@ -202,15 +342,28 @@ def decode(history: Mapping[str, Any] | None,
         return []
     if history.get("format") != FORMAT:
         raise ValueError(f"status.history: unknown format {history.get('format')!r}")
+    try:
+        return _decode(history, name_of)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zlib.error, IndexError ...: one kind for callers
+        raise ValueError(f"status.history: cannot be decoded ({type(exc).__name__}: "
+                         f"{exc})") from exc
+
+
+def _decode(history: Mapping[str, Any], name_of: Callable[[int], str]) -> list[dict[str, Any]]:
     count = int(history["count"])
     indices = _unpack(history["indices"], "<u4").tolist()
-    values = _unpack(history["values"], "<f8").tolist()
+    values = _finite(_unpack(history["values"], "<f8"), "values", nan_ok=True).tolist()
     states = history["states"]
-    columns = {name: _decode_column(col, count) for name, col in history["params"].items()}
+    columns = {name: _decode_column(col, count, f"params.{name}")
+               for name, col in history["params"].items()}
     curves = history.get("curves") or {}
-    reasons = history.get("reasons") or {}
-    metric_columns = {name: _unpack(text, "<f4").tolist()
+    reasons = decode_reasons(history)
+    metric_columns = {name: unpack_metric(text, name)
                       for name, text in (history.get("metrics") or {}).items()}
+    durations = _finite(_unpack(history["durations"], "<f4"), "durations",
+                        nan_ok=True).tolist() if history.get("durations") else [math.nan] * count
     records = []
     for i in range(count):
         index = indices[i]
@@ -226,6 +379,7 @@ def decode(history: Mapping[str, Any] | None,
             "name": name_of(index),
             "reason": reasons.get(str(index)),
             "metrics": {name: v for name, col in metric_columns.items()
-                        if (v := _decode_f32(col[i])) is not None},
+                        if (v := col[i]) is not None},
+            "duration": _decode_f32(durations[i]),
         })
     return records

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -66,7 +67,12 @@ class Probes:
             def log_message(self, *args: object) -> None:
                 pass  # probes every few seconds would flood the log
 
-        self._server = http.server.ThreadingHTTPServer((address, port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            # `::` (every address, IPv4 too on Linux) or an IPv6 address needs an IPv6
+            # socket; http.server's default is IPv4 only, where `::` failed at startup
+            address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+        self._server = Server((address, port), Handler)
         threading.Thread(target=self._server.serve_forever, name="probes", daemon=True).start()
         threading.Thread(target=self._check_forever, name="api-check", daemon=True).start()
 

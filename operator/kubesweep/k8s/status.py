@@ -105,7 +105,6 @@ def phase_conditions(old: list[dict[str, Any]], outcome: Outcome | None,
 def history_of(tuner: Tuner, spec: SweepSpec) -> dict[str, Any]:
     """status.history: the tuner's finished trials, compact (`history.encode`)."""
     return history.encode(tuner.trials, spec.leaf_parameters,
-                          keep_curves=spec.earlyTerminate is not None,
                           metric_names=recorded_metrics(spec))
 
 

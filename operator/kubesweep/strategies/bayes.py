@@ -460,7 +460,7 @@ class BayesStrategy(Strategy):
         # snap the polished starts and the next-best raw candidates, then rank again
         extra = np.argsort(-scores, kind="stable")[: 4 * self.n_local]
         pool = self._encoding(np.vstack([sn, cn[extra]]), np.vstack([sc, cc[extra]]))
-        snapped = np.array([self.space.canonical(self.space.decode(e)) for e in pool])
+        snapped = np.array([self.space.snap(e) for e in pool])
         fn, fc = self._features(snapped)
         order = np.argsort(-log_ei(*gp.predict(fn, fc), best), kind="stable")
         fresh = [i for i in order if self._key(snapped[i]) not in taken]
@@ -535,7 +535,7 @@ class BayesStrategy(Strategy):
         categories), first occurrence of each kept: the candidates a pool may propose."""
         snapped, seen = [], set()
         for e in encoded:
-            s = self.space.canonical(self.space.decode(e))
+            s = self.space.snap(e)
             k = self._key(s)
             if k not in seen:
                 seen.add(k)

@@ -152,7 +152,7 @@ class ConstrainedBayesStrategy(BayesStrategy):
         sn = self._polish(gp, constraints, best, cn[top], cc[top])
         pool = self._encoding(np.vstack([sn, cn[order[: 4 * self.n_local]]]),
                               np.vstack([cc[top], cc[order[: 4 * self.n_local]]]))
-        snapped = np.array([self.space.canonical(self.space.decode(e)) for e in pool])
+        snapped = np.array([self.space.snap(e) for e in pool])
         sn2, sc2 = self._features(snapped)
         ranked = np.argsort(-score(sn2, sc2), kind="stable")
         fresh = [i for i in ranked if self._key(snapped[i]) not in taken]

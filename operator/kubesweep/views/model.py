@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,9 +113,8 @@ def load_local(path: Path) -> SweepResults:
         spec = parse_spec(header["spec"]) if header.get("spec") else None
     except SpecError:
         spec = None
-    durations = _local_durations(file)
     rows = [TrialRow(t.index, t.name, t.state, dict(t.params), t.value, dict(t.metrics),
-                     durations.get(t.index), t.reason, [(float(s), v) for s, v in t.history])
+                     t.duration, t.reason, [(float(s), v) for s, v in t.history])
             for t in recorded.finished]
     rows += [TrialRow(t.index, t.name, "running", dict(t.params),
                       reason="started; no end recorded (still running, or interrupted)")
@@ -126,24 +124,12 @@ def load_local(path: Path) -> SweepResults:
     return SweepResults(name, spec, rows, str(file))
 
 
-def _local_durations(file: Path) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for line in file.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("event") == "end" and record.get("duration") is not None:
-            out[int(record["index"])] = float(record["duration"])
-    return out
-
-
 def from_cluster(sweep: dict[str, Any], jobs: list[dict[str, Any]],
                  now: datetime.datetime | None = None) -> SweepResults:
     """A Sweep object (with status) and its trial Jobs as `SweepResults`.
 
     Finished trials come from `status.history` (every one, even after their Jobs were
-    pruned); trials in flight from their Jobs. Durations are known while a Job exists.
+    pruned, with the duration the operator recorded); trials in flight from their Jobs.
     """
     from kubesweep.k8s import history, objects
     from kubesweep.k8s.names import job_name
@@ -170,7 +156,8 @@ def from_cluster(sweep: dict[str, Any], jobs: list[dict[str, Any]],
         rows.append(TrialRow(
             record["index"], record["name"], record["state"], record["params"],
             record["value"], record.get("metrics") or {},
-            objects.duration_seconds(job, now) if job else None, record["reason"],
+            objects.duration_seconds(job, now) if job else record.get("duration"),
+            record["reason"],
             [(float(s), float(v)) for s, v in record["history"]]))
     recorded = {r.index for r in rows}
     for index, job in sorted(by_index.items()):
