@@ -334,3 +334,18 @@ def test_live_view_shows_each_objective_and_the_front_size():
                                                                        running={}))
     assert "Pareto front 2 trials" in lines[0]
     assert any("acc=0.9 latency=5" in line for line in lines[1:])
+
+
+def test_scalarise_scales_by_the_front_so_a_bad_trial_does_not_squeeze_it():
+    """Weights must keep pointing at different parts of the front when one trial is far
+    behind on an objective: scaled by all trials' range, the front would shrink to a
+    corner and every weight vector would prefer the same front point."""
+    front = np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]])
+    losses = np.vstack([front, [[0.2, 1000.0]]])  # dominated, far behind on the 2nd
+    toward_first = scalarise(losses, np.array([0.9, 0.1]))
+    toward_second = scalarise(losses, np.array([0.1, 0.9]))
+    assert np.argmin(toward_first[:3]) == 0 and np.argmin(toward_second[:3]) == 2
+    assert toward_first[3] > toward_first[:3].max()  # the straggler stays worst
+    # the front's scores do not depend on how bad the straggler is
+    again = scalarise(np.vstack([front, [[0.2, 10.0]]]), np.array([0.1, 0.9]))
+    assert np.allclose(again[:3], toward_second[:3])

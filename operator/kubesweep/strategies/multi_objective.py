@@ -4,8 +4,9 @@ Bayes optimises several metrics by modelling, at each suggestion, one augmented
 Chebyshev scalarisation of them with weights drawn uniformly from the simplex (Knowles,
 "ParEGO", 2006): every weight vector points the search at a different part of the front,
 and the single-objective GP, log-EI and batch machinery apply unchanged. Losses are
-normalised to [0, 1] per objective over the trials seen, so metrics on different scales
-(accuracy in [0, 1], latency in ms) weigh alike.
+normalised per objective so that the current Pareto front spans [0, 1] (trials behind it
+score above 1), so metrics on different scales (accuracy in [0, 1], latency in ms) weigh
+alike and bad early trials do not squeeze the front.
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ def scalarise(losses: np.ndarray, weights: np.ndarray) -> np.ndarray:
     if not usable.any():
         return out
     lo = losses[usable].min(axis=0)
-    span = losses[usable].max(axis=0) - lo
+    # the front's range, not all trials': early random trials are often far worse on one
+    # objective (ZDT's g up to 10), and scaling by them squeezes the front into a corner
+    # where every weight vector picks the same point (measured: benchmarks/README.md)
+    front = losses[usable][pareto_mask(losses[usable])]
+    span = front.max(axis=0) - lo
+    span = np.where(span > 0, span, losses[usable].max(axis=0) - lo)
     span[span <= 0] = 1.0
     z = (losses[usable] - lo) / span * weights
     out[usable] = z.max(axis=1) + RHO * z.sum(axis=1)
