@@ -8,6 +8,7 @@ import json
 import re
 import shlex
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -589,7 +590,7 @@ def test_operator_package_builds_from_the_docker_build_context(tmp_path: Path):
         shutil.copy(REPO_ROOT / name, context / name)
     shutil.copytree(REPO_ROOT / "operator", context / "operator",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    proc = run(["python", "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+    proc = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                 "--quiet", "-w", str(tmp_path / "dist"), str(context)], check=False,
                timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
