@@ -193,6 +193,23 @@ def test_a_trial_the_kubelet_killed_for_memory_fails_as_oom_killed():
         "BackoffLimitExceeded: Job has reached the specified backoff limit)")
 
 
+
+def test_a_sigkill_without_oom_killed_reason_says_memory_is_the_likely_cause():
+    """containerd may file the OOM under the pod sandbox (the pod's cgroup has the same
+    limit and runs out first): the trial container then ends 'Error' with code 137."""
+    w = World()
+    w.step()
+    w.finish(0, "epoch 1\n", exit_code=137, reason="Error")
+    w.step()
+    reason = w.trials()[0]["reason"]
+    assert reason.startswith("exited with code 137: epoch 1 (killed by SIGKILL, most likely "
+                             "out of memory"), reason
+    w2 = World()
+    w2.step()
+    w2.finish(0, "epoch 1\n", exit_code=1, reason="Error")
+    w2.step()
+    assert "memory" not in w2.trials()[0]["reason"]
+
 def test_a_trial_without_the_metric_fails_saying_what_it_printed():
     w = World()
     w.step()

@@ -425,6 +425,12 @@ class _Pass:
             if term.get("reason") == "OOMKilled":
                 # the kubelet's reason says what exit code 137 alone does not
                 platform = f"OOMKilled: the container exceeded its memory limit; {platform}"
+            elif exit_code == 137:
+                # SIGKILL. When the pod's cgroup (whose limit equals the container's) runs
+                # out first, the runtime files the OOM under the pod sandbox and the
+                # container's reason stays "Error": say what is most likely
+                platform = ("killed by SIGKILL, most likely out of memory (the kubelet "
+                            f"reported no OOMKilled reason); {platform}")
             verdict = rules.judge(metric_log, exit_code or None, self.spec,
                                   platform_failure=platform)
         trial = self.tuner.add(params, verdict.value, verdict.state, metrics=metric_log.latest,
