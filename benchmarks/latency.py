@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks import peers
-from benchmarks.peers import history, time_kubesweep, time_optuna, time_wandb
+from benchmarks.peers import history, time_ax, time_kubesweep, time_optuna, time_wandb
 from benchmarks.problems import PROBLEMS, WIDE_PROBLEMS
 
 PEERS: dict[str, Callable] = {
@@ -38,6 +38,7 @@ PEERS: dict[str, Callable] = {
     "optuna-gp": lambda p, d, q: time_optuna("gp", p, d, q),
     "optuna-tpe": lambda p, d, q: time_optuna("tpe", p, d, q),
     "wandb-bayes": time_wandb,
+    "ax": time_ax,
 }
 
 
@@ -46,6 +47,7 @@ BATCH_PEERS: dict[str, Callable] = {
     "kubesweep-bayes (cold)": lambda p, d, q: time_kubesweep("bayes", p, d, [], q=q),
     "optuna-tpe (constant liar)": lambda p, d, q: time_optuna("tpe", p, d, [], q=q),
     "wandb-bayes": lambda p, d, q: time_wandb(p, d, [], q=q),
+    "ax": lambda p, d, q: time_ax(p, d, [], q=q),
 }
 
 

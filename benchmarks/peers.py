@@ -283,3 +283,27 @@ def time_wandb(problem: Problem, done: list, pending: list, q: int | None = None
         run.state = sweeps.RunState.running
         runs.append(run)
     return CLOCK() - start
+
+
+def time_ax(problem: Problem, done: list, pending: list, q: int | None = None) -> float:
+    """Seconds for one `Client.get_next_trials` after a history attached as completed
+    trials (pending ones attached and left running), or for one batch of q."""
+    _quiet_ax()
+    from ax import Client
+
+    client = Client(random_seed=0)
+    client.configure_experiment(parameters=_ax_parameters(problem.params))
+    client.configure_optimization(objective="-loss")
+    for params, value in done:
+        client.complete_trial(trial_index=client.attach_trial(params),
+                              raw_data={"loss": value})
+    for params in pending:
+        client.attach_trial(params)
+    # the first trial Ax generates is always from its Sobol start-up node, attached trials
+    # or not: generate it, drop it, and time what its model (BoTorch) suggests next
+    for index in client.get_next_trials(max_trials=1):
+        client.mark_trial_abandoned(trial_index=index)
+    start = CLOCK()
+    client.get_next_trials(max_trials=q or 1)
+    return CLOCK() - start
+
