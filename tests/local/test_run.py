@@ -152,9 +152,13 @@ def test_ctrl_c_keeps_results_and_resume_finishes_without_duplicates(tmp_path):
     """
     sweep = write_sweep(tmp_path, script, maxTrials=6, parallelism=2)
     out = tmp_path / "kubesweep-results/t/trials.jsonl"
+    # SIGINT back to its default in the child: pytest started from a non-interactive
+    # shell's background job (`bash .ci/run &`) inherits SIGINT ignored, and Python then
+    # never turns SIGINT into KeyboardInterrupt; a user's terminal always delivers it
     proc = subprocess.Popen([sys.executable, "-m", "kubesweep.cli", "run", str(sweep), "--plain"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if out.exists() and len(ended(out)) >= 2 and \
@@ -162,7 +166,12 @@ def test_ctrl_c_keeps_results_and_resume_finishes_without_duplicates(tmp_path):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=60)
+    try:
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave a hung sweep (and its waiting trials) behind
+            proc.kill()
+            (tmp_path / "release").touch()
     assert proc.returncode == 130, output
     assert "--resume" in output
     first = ended(out)
