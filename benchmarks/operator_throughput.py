@@ -37,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.cluster_bench import metric_sum  # noqa: E402
 from tests.cluster.control_plane import LocalCluster, NodeSpec  # noqa: E402
 from tests.cluster.paths import tools_bin_dir  # noqa: E402
 from tests.cluster.processes import free_port  # noqa: E402
@@ -61,14 +62,6 @@ def cpu_seconds(pid: int) -> float:
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return resp.read().decode()
-
-
-def metric_sum(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def apiserver_requests(kubeconfig: str) -> float:

@@ -169,15 +169,21 @@ def _quiet_ax() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def run_ax(problem: Problem, n_trials: int, seed: int) -> list[float]:
-    """Ax's `Client` with its default generation strategy (Sobol start, then BoTorch's
-    modular GP with log-EI), one trial at a time, as its tutorials run it."""
+def _ax_client(problem: Problem, seed: int) -> Any:
+    """An Ax `Client` over the problem's space, minimising `loss`."""
     _quiet_ax()
     from ax import Client
 
     client = Client(random_seed=seed)
     client.configure_experiment(parameters=_ax_parameters(problem.params))
     client.configure_optimization(objective="-loss")
+    return client
+
+
+def run_ax(problem: Problem, n_trials: int, seed: int) -> list[float]:
+    """Ax's `Client` with its default generation strategy (Sobol start, then BoTorch's
+    modular GP with log-EI), one trial at a time, as its tutorials run it."""
+    client = _ax_client(problem, seed)
     values = []
     for _ in range(n_trials):
         (index, params), = client.get_next_trials(max_trials=1).items()
@@ -288,12 +294,7 @@ def time_wandb(problem: Problem, done: list, pending: list, q: int | None = None
 def time_ax(problem: Problem, done: list, pending: list, q: int | None = None) -> float:
     """Seconds for one `Client.get_next_trials` after a history attached as completed
     trials (pending ones attached and left running), or for one batch of q."""
-    _quiet_ax()
-    from ax import Client
-
-    client = Client(random_seed=0)
-    client.configure_experiment(parameters=_ax_parameters(problem.params))
-    client.configure_optimization(objective="-loss")
+    client = _ax_client(problem, 0)
     for params, value in done:
         client.complete_trial(trial_index=client.attach_trial(params),
                               raw_data={"loss": value})
