@@ -44,15 +44,15 @@ def scalarise(losses: np.ndarray, weights: np.ndarray) -> np.ndarray:
     usable = np.all(np.isfinite(losses), axis=1)
     if not usable.any():
         return out
-    lo = losses[usable].min(axis=0)
+    ok = losses[usable]
+    lo = ok.min(axis=0)
     # the front's range, not all trials': early random trials are often far worse on one
     # objective (ZDT's g up to 10), and scaling by them squeezes the front into a corner
     # where every weight vector picks the same point (measured: benchmarks/README.md)
-    front = losses[usable][pareto_mask(losses[usable])]
-    span = front.max(axis=0) - lo
-    span = np.where(span > 0, span, losses[usable].max(axis=0) - lo)
+    span = ok[pareto_mask(ok)].max(axis=0) - lo
+    span = np.where(span > 0, span, ok.max(axis=0) - lo)
     span[span <= 0] = 1.0
-    z = (losses[usable] - lo) / span * weights
+    z = (ok - lo) / span * weights
     out[usable] = z.max(axis=1) + RHO * z.sum(axis=1)
     return out
 
