@@ -103,11 +103,14 @@ def test_a_sweep_whose_first_trials_all_fail_stops_after_five(tmp_path):
     proc = kubesweep("run", str(sweep), cwd=tmp_path)
     assert proc.returncode == 1
     assert "FirstTrialsFailed" in proc.stdout
-    assert "the first 5 trials failed" in proc.stdout
     assert "No module named 'missing_module'" in proc.stdout
     records = ended(tmp_path / "kubesweep-results/t/trials.jsonl")
-    # five failures end it; a trial running alongside is stopped, never the full budget
-    assert sum(r["state"] == "failed" for r in records) == 5 and len(records) <= 6
+    failed = sum(r["state"] == "failed" for r in records)
+    # the fifth failure ends it; the trial beside it is stopped, unless it had already
+    # failed in the same moment (both exits read in one batch): then it counts as the
+    # sixth, truthfully. Never the full budget.
+    assert failed in (5, 6) and len(records) <= 6, records
+    assert f"the first {failed} trials failed" in proc.stdout
 
 
 def test_target_stops_the_sweep(tmp_path):
