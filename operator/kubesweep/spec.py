@@ -741,6 +741,7 @@ class SweepSpec(_Model):
 
     def _check_template(self) -> None:
         container = self.primary_container()
+        _refuse_nul_bytes(container)
         items = [str(x) for key in ("command", "args") for x in container.get(key) or []]
         for text in template_strings(container):
             for ref in PLACEHOLDER.findall(text):
@@ -808,6 +809,25 @@ class SweepSpec(_Model):
 def _count_leaves(params: dict[str, Parameter]) -> int:
     return sum(_count_leaves(p.parameters) if p.parameters is not None else 1
                for p in params.values())
+
+
+def _refuse_nul_bytes(container: dict[str, Any]) -> None:
+    """A NUL byte cannot reach a program (argv and the environment are C strings): the
+    local runner would fail to start the trial and the kubelet to create the container,
+    so refuse it here, naming the item."""
+    name = container.get("name", "?")
+    for key in ("command", "args"):
+        for i, item in enumerate(container.get(key) or []):
+            if "\0" in str(item):
+                raise ValueError(
+                    f"trialTemplate: container {name!r} {key}[{i}] contains a NUL byte "
+                    f"(\\x00): {str(item)!r}; no program can receive one in its arguments, "
+                    "remove it")
+    for i, env in enumerate(container.get("env") or []):
+        if isinstance(env, dict) and "\0" in str(env.get("value", "")) + str(env.get("name", "")):
+            raise ValueError(
+                f"trialTemplate: container {name!r} env[{i}] ({env.get('name')!r}) contains "
+                "a NUL byte (\\x00); no program can receive one in its environment, remove it")
 
 
 def template_strings(container: dict[str, Any]) -> list[str]:

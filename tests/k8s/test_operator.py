@@ -244,6 +244,16 @@ def test_spec_errors_the_schema_cannot_see_go_to_status(cluster: ClusterHandle,
     wait_events(cluster, operator, namespace, "probs", {"InvalidSpec"})
     assert wait_phase(cluster, operator, namespace, "fine")["status"]["phase"] == "Succeeded"
 
+    # a NUL byte the API server stores but no container could receive in its argv
+    nul = sweep_manifest("nul", QUADRATIC, maxTrials=2)
+    nul["spec"]["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] \
+        .append("x\x00y")
+    apply(cluster, namespace, nul)
+    sweep = wait_phase(cluster, operator, namespace, "nul", timeout=30)
+    cond = _conditions(sweep)["Failed"]
+    assert cond["reason"] == "InvalidSpec" and "contains a NUL byte" in cond["message"], cond
+    assert not jobs(cluster, namespace, "nul")
+
     # a template the Job API refuses (container names are DNS labels): each trial fails
     # with the API server's message, the sweep ends, nothing retries forever
     broken = sweep_manifest("badjob", QUADRATIC, maxTrials=2)

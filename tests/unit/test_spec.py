@@ -187,3 +187,16 @@ def test_values_a_trial_cannot_receive_are_refused():
     assert "NUL byte" in err.value.problems[0][1]
     with pytest.raises(SpecError, match="spec.parameters.a.max: nan is not a finite number"):
         parse_spec(make_spec({"a": {"min": 0.0, "max": float("nan")}}))
+
+
+def test_a_nul_byte_in_the_trial_command_or_env_is_refused_naming_the_item():
+    spec = make_spec({"a": {"min": 1, "max": 5}})
+    container = spec["trialTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", "print(1)\x00", "${params.a}"]
+    path, msg = only_problem(spec)
+    assert path == "spec.trialTemplate"
+    assert "command[2] contains a NUL byte" in msg and "print(1)" in msg
+    container["command"] = ["python", "train.py"]
+    container["env"] = [{"name": "MODE", "value": "fast\x00"}]
+    path, msg = only_problem(spec)
+    assert path == "spec.trialTemplate" and "env[0] ('MODE') contains a NUL byte" in msg

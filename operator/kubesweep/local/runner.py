@@ -170,11 +170,12 @@ class LocalRunner:
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1,
                 errors="replace", start_new_session=True,
             )
-        except OSError as exc:
-            log_file.write(f"cannot start {argv[0]!r}: {exc.strerror or exc}\n")
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a parameter value
+            why = getattr(exc, "strerror", None) or exc
+            log_file.write(f"cannot start {argv[0]!r}: {why}\n")
             log_file.close()
             self.tuner.tell(trial, None, "failed",
-                            reason=f"cannot start {argv[0]!r}: {exc.strerror or exc} "
+                            reason=f"cannot start {argv[0]!r}: {why} "
                             f"(working directory {self.workdir})")
             writer.end(trial, 0.0, log_path)
             self.view.finished(self, trial)
