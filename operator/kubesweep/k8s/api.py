@@ -31,6 +31,8 @@ REQUEST_TIMEOUT = 30
 #: (connect, read) seconds for reading a log: a long log streams for longer, but each
 #: read must make progress
 LOG_TIMEOUT = (10, 30)
+#: Pruned Jobs remembered for their DELETED event (a pass prunes at most a few hundred)
+MAX_PRUNED_REMEMBERED = 4096
 #: Bytes read from a log stream at a time.
 LOG_CHUNK = 256 * 1024
 
@@ -78,6 +80,11 @@ class Api:
         #: resourceVersions of the operator's own recent status writes, by sweep: the watch
         #: event of such a write needs no pass, anyone else's status edit does
         self.own_writes: dict[tuple[str, str], collections.deque[str]] = {}
+        #: Jobs the operator pruned (namespace, name), oldest first: their DELETED watch
+        #: events need no pass (the pass that pruned them had recorded them). Bounded: an
+        #: event lost in a watch restart must not leak an entry forever.
+        self.pruned: collections.OrderedDict[tuple[str, str], None] = \
+            collections.OrderedDict()
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -174,6 +181,20 @@ class Api:
         self._discard(self._call("delete", "jobs", lambda: self.batch.delete_namespaced_job(
             name, namespace, propagation_policy="Background", _preload_content=False,
             _request_timeout=REQUEST_TIMEOUT), ok=(404,)))
+
+    def prune_job(self, namespace: str, name: str) -> None:
+        """Delete a finished, recorded Job; its DELETED event then wakes no pass."""
+        self.pruned[(namespace, name)] = None
+        while len(self.pruned) > MAX_PRUNED_REMEMBERED:
+            self.pruned.popitem(last=False)
+        self.delete_job(namespace, name)
+
+    def was_pruned(self, namespace: str, name: str) -> bool:
+        """True (once) when Job `name` is one the operator pruned itself."""
+        if (namespace, name) not in self.pruned:
+            return False
+        del self.pruned[(namespace, name)]
+        return True
 
     def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         """Merge annotations into a Job."""

@@ -60,7 +60,7 @@ def apply(plan: Plan, api: Api) -> Applied:
     if plan.status:
         api.patch_sweep_status(ns, name, plan.status, version)
     for job in plan.prune:
-        api.delete_job(ns, job)
+        api.prune_job(ns, job)
     _report(plan, api)
     return done
 

@@ -196,8 +196,13 @@ async def _sweep_event(event: dict[str, Any], body: Any, namespace: str, name: s
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={SWEEP_LABEL: kopf.PRESENT})
-async def _job_event(body: Any, namespace: str, **_: Any) -> None:
+async def _job_event(event: dict[str, Any], body: Any, namespace: str, **_: Any) -> None:
     if OPERATOR is None:
+        return
+    # a Job the operator pruned itself was recorded before it was deleted: its deletion
+    # needs no pass (measured: ~0.5 extra passes per trial without this check)
+    if event.get("type") == "DELETED" and \
+            OPERATOR.api.was_pruned(namespace, body["metadata"].get("name", "")):
         return
     for ref in body["metadata"].get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(API_GROUP + "/"):
