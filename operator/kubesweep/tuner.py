@@ -107,7 +107,8 @@ class Tuner:
         self.name = name
         self.space = Space(self.spec.parameters)
         self.strategy = make_strategy(self.spec.method, self.space,
-                                      constrained=bool(self.spec.constraints))
+                                      constrained=bool(self.spec.constraints),
+                                      objectives=len(self.spec.objectives))
         metric = self.spec.metric
         self.maximize = metric is not None and metric.goal is Goal.maximize
         self.objectives = self.spec.objectives
@@ -186,8 +187,8 @@ class Tuner:
         # two (new trials are pending: they end no sweep and are no observation), and
         # each new trial is added to the pending set as it is made.
         if not self.done:
-            several = len(self.objectives) > 1  # ParEGO weights differ per trial index
-            seen = None if several else self._observations()
+            # ParEGO's weights (three or more objectives) differ per trial index
+            seen = None if len(self.objectives) > 2 else self._observations()
             pending = self._pending_params()
             for _ in range(1 if n is None else n):
                 trial = self._ask_one(seen, pending)
@@ -214,7 +215,9 @@ class Tuner:
 
     def _observations(self, index: int = 0) -> list[Observation]:
         """What the strategy learns from: warm-start trials first, then this sweep's."""
-        if len(self.objectives) > 1:
+        if len(self.objectives) == 2:
+            return self._paired()
+        if len(self.objectives) > 2:
             return self._scalarised(index)
         metric = self.spec.metric
         impute = metric.impute if metric is not None else "worst"
@@ -229,6 +232,12 @@ class Tuner:
             seen += [Observation(t.params, self._imputed(t, while_running))
                      for t in self._running_with_reports()]
         return seen
+
+    def _paired(self) -> list[Observation]:
+        """Two objectives as they are: bayes models each (strategies.ehvi)."""
+        finished = [*self.prior, *(t for t in self.trials if t.finished)]
+        return [Observation(t.params, None, self._violations(t),
+                            tuple(self.objective_losses(t))) for t in finished]
 
     def _scalarised(self, index: int) -> list[Observation]:
         """Several objectives as one loss: ParEGO's scalarisation with weights drawn for

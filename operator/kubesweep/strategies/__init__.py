@@ -13,7 +13,11 @@ from kubesweep.strategies.random_search import RandomStrategy
 def make_strategy(method: str, space: Space, **options: Any) -> Strategy:
     """The strategy for a sweep's `method`; `options` are its constructor's keyword
     arguments (a TypeError names any the strategy does not take). `constrained=True`:
-    bayes models the probability that a trial meets the sweep's constraints."""
+    bayes models the probability that a trial meets the sweep's constraints.
+    `objectives=2`: bayes maximises the expected hypervolume improvement of the two
+    objectives' Pareto front (`Observation.losses`)."""
+    if method != "bayes" or options.get("objectives") != 2:
+        options.pop("objectives", None)
     if method != "bayes":
         options.pop("constrained", None)  # grid/random ignore results, constraints too
     if method == "grid":
@@ -21,6 +25,11 @@ def make_strategy(method: str, space: Space, **options: Any) -> Strategy:
     if method == "random":
         return RandomStrategy(space, **options)
     if method == "bayes":
+        if options.pop("objectives", None) == 2:
+            from kubesweep.strategies.ehvi import EhviBayesStrategy
+
+            options.pop("constrained", None)  # it models constraints itself
+            return EhviBayesStrategy(space, **options)
         if options.pop("constrained", False):
             from kubesweep.strategies.feasibility import ConstrainedBayesStrategy
 

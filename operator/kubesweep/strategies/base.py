@@ -24,11 +24,14 @@ class Observation:
     for `goal: maximize`); None when the trial failed or reported NaN. `violations` has
     one entry per constraint of the sweep: how far the trial's metric is outside the
     bound (<= 0: within it; NaN: not reported); empty when the sweep has no constraints.
+    `losses`: with two objectives, each one's loss (lower is better; NaN when the trial
+    failed or did not report it), and `loss` is None; empty otherwise.
     """
 
     params: Params
     loss: float | None
     violations: tuple[float, ...] = ()
+    losses: tuple[float, ...] = ()
 
 
 class Strategy(ABC):

@@ -1,0 +1,271 @@
+"""Bayes with two objectives: Monte-Carlo expected hypervolume improvement (EHVI).
+
+One GP per objective (the single-objective kernel and fit, on standardised losses:
+hypervolume needs the objectives' own scale, so no rank warping), and the acquisition
+is the mean hypervolume improvement over the current Pareto front of `N_SAMPLES` joint
+draws of the two posteriors at each candidate (the same draws for every candidate, so
+scores compare without Monte-Carlo noise between them). The improvement is exact in 2-D
+(a staircase integral). Candidates are Sobol points plus perturbations of the front's
+trials; the best few are refined by smaller perturbations (EHVI with shared draws is
+piecewise smooth; its optimum often sits on a face of the box, which clipping reaches).
+
+Pending trials (the rest of a batch) are believed at their predicted means: the GPs are
+conditioned on them and they join the front, so the next pick improves elsewhere.
+Constraints multiply the improvement by the probability of feasibility (the front holds
+feasible trials only; with none yet, the search maximises that probability alone).
+
+Chosen over ParEGO's random scalarisations for two objectives on `benchmarks/multi.py`
+(hypervolume after 30 / 60 trials, seeds 0-9, ParEGO → EHVI): ZDT1 11.60 / 11.73 →
+11.69 / 11.74, ZDT2 11.17 / 11.39 → 11.33 / 11.41, a random forest on digits (error vs
+size) 3.195 / 3.35 → 3.369 / 3.419. Three or more objectives keep ParEGO: the exact
+improvement is 2-D only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from kubesweep.space import Params
+from kubesweep.strategies.base import Observation
+from kubesweep.strategies.bayes import BayesStrategy
+from kubesweep.strategies.feasibility import ConstraintModel
+from kubesweep.strategies.gp import GP, Hyper, fit_hyper
+from kubesweep.strategies.multi_objective import pareto_mask
+
+#: Joint posterior draws per candidate.
+N_SAMPLES = 64
+#: Refinement: the best `REFINE_STARTS` candidates, `REFINE_PER_START` perturbations each.
+REFINE_STARTS = 5
+REFINE_PER_START = 100
+#: Share of the candidates drawn around the front's trials.
+FRONT_SHARE = 0.5
+
+#: Fitted hyperparameters by (space, objective column, history prefix); time only.
+_FITS: OrderedDict[bytes, Hyper] = OrderedDict()
+_FITS_LOCK = threading.Lock()
+
+
+def staircase(front: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                          np.ndarray]:
+    """The region a 2-D front (minimisation) leaves open below `ref`, as steps: step j
+    spans x in [lo[j], hi[j]) and is open below height[j]. Dominated points and points
+    beyond `ref` change nothing."""
+    front = front[np.all(front < ref, axis=1)]
+    front = front[pareto_mask(front)] if len(front) else front
+    front = front[np.argsort(front[:, 0], kind="stable")]
+    xs = np.concatenate([[-np.inf], front[:, 0], [ref[0]]])
+    heights = np.concatenate([[ref[1]], front[:, 1]])
+    return xs[:-1], xs[1:], heights
+
+
+def hypervolume_improvement(points: np.ndarray, steps: tuple[np.ndarray, np.ndarray,
+                                                             np.ndarray]) -> np.ndarray:
+    """Hypervolume that each point (..., 2) adds to the front of `steps` (`staircase`)."""
+    lo, hi, heights = steps
+    a, b = points[..., :1], points[..., 1:]
+    width = np.clip(hi - np.maximum(lo, a), 0.0, None)
+    height = np.clip(heights - b, 0.0, None)
+    return (width * height).sum(axis=-1)
+
+
+def standardised(losses: np.ndarray) -> np.ndarray:
+    """Each column as z-scores; a failed trial's NaN takes that column's worst value."""
+    y = np.array(losses, dtype=float)
+    for j in range(y.shape[1]):
+        col = y[:, j]
+        finite = np.isfinite(col)
+        if not finite.any():
+            y[:, j] = 0.0
+            continue
+        col[~finite] = col[finite].max()
+        std = float(col.std())
+        y[:, j] = (col - col.mean()) / std if std > 1e-12 * max(1.0, abs(col.mean())) else 0.0
+    return y
+
+
+class EhviBayesStrategy(BayesStrategy):
+    """BayesStrategy for two objectives (`Observation.losses`): see the module docstring."""
+
+    def _suggest(self, finished: Sequence[Observation], pending: Sequence[Params],
+                 rng: np.random.Generator) -> Params | None:
+        pending_enc, _ = self._encode_all(pending, canonical=True)
+        finished_enc, kept = self._encode_all([o.params for o in finished], canonical=False)
+        losses = np.full((len(kept), 2), np.nan)
+        width = max((len(o.violations) for o in finished), default=0)
+        violations = np.full((len(kept), width), np.nan)
+        for row, i in enumerate(kept):
+            if len(finished[i].losses) == 2:
+                losses[row] = finished[i].losses
+            v = finished[i].violations
+            violations[row, :len(v)] = v
+        candidates = self._free_grid(np.vstack([finished_enc, pending_enc]))
+        if candidates is not None and not len(candidates):
+            return None  # every point of the finite space was tried
+        usable = np.all(np.isfinite(losses), axis=1)
+        if len(finished) + len(pending) < self.n_initial or usable.sum() < 2 or \
+                self.n_dims == 0:
+            choice = self._space_filling(np.vstack([finished_enc, pending_enc]), candidates, rng)
+        else:
+            choice = self._ehvi_pick(finished_enc, losses, violations, pending_enc,
+                                     candidates, rng)
+        return self.space.decode(choice)
+
+    def _fit(self, enc: np.ndarray, y: np.ndarray, column: int) -> Hyper:
+        """Hyperparameters of one objective's GP, refit as `_hyper` refits (every trial
+        while the history is short, then every ~6%), cached by content."""
+        n = len(y)
+        step = 1 if n <= self.refit_every_until else max(1, n // 16)
+        cut = n - n % step
+        enc, y = enc[:cut], y[:cut]
+        keep = _spread(np.arange(len(y)), self.fit_points)
+        p = len(self.num_cols)
+        tie = p >= self.tie_min_numeric and len(keep) < self.tie_until * p
+        digest = hashlib.blake2b(self._signature, digest_size=16)
+        for part in (enc, y):
+            digest.update(np.ascontiguousarray(part).tobytes())
+            digest.update(b"|")
+        digest.update(f"{column},{self.fit_points},{self.fit_starts},{tie}".encode())
+        key = digest.digest()
+        with _FITS_LOCK:
+            if key in _FITS:
+                _FITS.move_to_end(key)
+                return _FITS[key]
+        xn, xc = self._features(enc[keep])
+        hyper = fit_hyper(xn, xc, y[keep], starts=self.fit_starts, tie_numeric=tie)
+        with _FITS_LOCK:
+            _FITS[key] = hyper
+            while len(_FITS) > 64:
+                _FITS.popitem(last=False)
+        return hyper
+
+    def _ehvi_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
+                   violations: np.ndarray, pending_enc: np.ndarray,
+                   candidates: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+        y = standardised(losses)
+        usable = np.all(np.isfinite(losses), axis=1)
+        # NaN compares False: a constraint metric not reported is infeasible
+        feasible = usable & np.all(violations <= 0, axis=1)
+        xn_all, xc_all = self._features(finished_enc)
+        keep = _spread(np.arange(len(y)), self.max_points, always=np.flatnonzero(
+            feasible & _front_rows(y, feasible)))
+        pn, pc = self._features(pending_enc)
+        gps = [GP(xn_all[keep], xc_all[keep], y[keep, j],
+                  self._fit(finished_enc, y[:, j], j)).condition_on_fantasies(pn, pc)
+               for j in range(2)]
+        constraints = ConstraintModel(xn_all, xc_all, violations, self.fit_points,
+                                      self.max_points).with_fantasies(pn, pc) \
+            if violations.shape[1] else None
+
+        front = y[feasible]
+        if len(pending_enc) and len(front):
+            # believed at their means: the batch's next pick improves elsewhere
+            front = np.vstack([front, np.stack([gp.predict(pn, pc)[0] for gp in gps], 1)])
+        worst = y[usable].max(axis=0) if usable.any() else np.zeros(2)
+        ref = worst + 0.1 * (worst - (y[usable].min(axis=0) if usable.any() else worst)) + 1e-9
+        steps = staircase(front, ref)
+        draws = rng.standard_normal((N_SAMPLES, 1, 2))
+
+        def score(zn: np.ndarray, zc: np.ndarray) -> np.ndarray:
+            means, sds = [], []
+            for gp in gps:
+                mean, var = gp.predict(zn, zc)
+                means.append(mean)
+                sds.append(np.sqrt(np.maximum(var, 1e-12)))
+            mu, sd = np.stack(means, axis=1), np.stack(sds, axis=1)
+            # a tie-break by uncertainty where no draw improves (a flat acquisition)
+            out = 1e-9 * sd.sum(axis=1)
+            if len(front):
+                samples = mu[None] + sd[None] * draws
+                out = out + hypervolume_improvement(samples, steps).mean(axis=0)
+            if constraints is not None:
+                pof = np.exp(constraints.log_pof(zn, zc))
+                out = out * pof if len(front) else pof
+            return out
+
+        def chunked(zn: np.ndarray, zc: np.ndarray) -> np.ndarray:
+            return np.concatenate([score(zn[i:i + 256], zc[i:i + 256])
+                                   for i in range(0, len(zn), 256)]) if len(zn) else \
+                np.zeros(0)
+
+        taken = {self._key(e) for e in pending_enc}
+        done = {self._key(e) for e in finished_enc}
+        if candidates is not None:
+            cn, cc = self._features(candidates)
+            return candidates[int(np.argmax(chunked(cn, cc)))]
+        cn, cc = self._around(xn_all, xc_all, np.flatnonzero(_front_rows(y, feasible)), rng)
+        scores = chunked(cn, cc)
+        rn, rc = self._refine(cn, cc, scores, rng)
+        cn, cc = np.vstack([cn, rn]), np.vstack([cc, rc])
+        scores = np.concatenate([scores, chunked(rn, rc)])
+        order = np.argsort(-scores, kind="stable")[: 4 * self.n_local]
+        snapped = np.array([self.space.snap(e)
+                            for e in self._encoding(cn[order], cc[order])])
+        sn, sc = self._features(snapped)
+        ranked = np.argsort(-score(sn, sc), kind="stable")
+        fresh = [i for i in ranked if self._key(snapped[i]) not in taken]
+        new = [i for i in fresh if self._key(snapped[i]) not in done]
+        if new or fresh:
+            return snapped[(new or fresh)[0]]
+        for _ in range(100):  # every good point is pending: fall back to a fresh draw
+            enc = self.space.canonical(self.space.sample(rng))
+            if self._key(enc) not in taken:
+                return enc
+        return snapped[ranked[0]]
+
+    def _around(self, xn: np.ndarray, xc: np.ndarray, front: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Sobol candidates plus perturbations of the front's trials (numeric coordinates
+        by 2-15% of their range, categories re-drawn with probability 0.2)."""
+        sn, sc = self._features(self._sobol(self.n_candidates, rng))
+        if not len(front):
+            return sn, sc
+        per = max(1, int(self.n_candidates * FRONT_SHARE) // len(front))
+        ln = np.repeat(xn[front], per, axis=0)
+        lc = np.repeat(xc[front], per, axis=0)
+        if ln.shape[1]:
+            scale = rng.choice([0.02, 0.05, 0.15], size=(len(ln), 1))
+            ln = np.clip(ln + scale * rng.standard_normal(ln.shape), 0.0, 1.0)
+        for j, k in enumerate(self.n_categories):
+            flip = rng.random(len(lc)) < 0.2
+            lc[flip, j] = rng.integers(0, k, size=int(flip.sum()))
+        return np.vstack([sn, ln]), np.vstack([sc, lc])
+
+    @staticmethod
+    def _refine(cn: np.ndarray, cc: np.ndarray, scores: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Small perturbations (0.3-3% of the range, about half the coordinates) of the
+        best-scoring candidates: a gradient-free local search."""
+        top = np.argsort(-scores, kind="stable")[:REFINE_STARTS]
+        rn = np.repeat(cn[top], REFINE_PER_START, axis=0)
+        rc = np.repeat(cc[top], REFINE_PER_START, axis=0)
+        if rn.shape[1]:
+            scale = rng.choice([0.003, 0.01, 0.03], size=(len(rn), 1))
+            moved = rng.random(rn.shape) < 0.5
+            rn = np.clip(rn + moved * scale * rng.standard_normal(rn.shape), 0.0, 1.0)
+        return rn, rc
+
+
+def _front_rows(y: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Which rows are on the Pareto front of the usable rows."""
+    out = np.zeros(len(y), dtype=bool)
+    idx = np.flatnonzero(usable)
+    if len(idx):
+        out[idx[pareto_mask(y[idx])]] = True
+    return out
+
+
+def _spread(rows: np.ndarray, cap: int, always: np.ndarray | None = None) -> np.ndarray:
+    """At most `cap` rows: `always` (up to cap) plus an even spread of the others."""
+    if len(rows) <= cap:
+        return rows
+    always = np.asarray(always if always is not None else [], dtype=int)[:cap]
+    rest = np.setdiff1d(rows, always)
+    n_rest = cap - len(always)
+    picked = rest[np.unique(np.linspace(0, len(rest) - 1, n_rest).round().astype(int))] \
+        if n_rest > 0 else np.zeros(0, dtype=int)
+    return np.sort(np.concatenate([always, picked]))
