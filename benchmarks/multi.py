@@ -151,6 +151,29 @@ def optuna_mo(sampler: str) -> Callable[..., list[list[float]]]:
     return run
 
 
+def ax_mo(params: list[Param], objective: Objective, k: int, n: int, seed: int
+          ) -> list[list[float]]:
+    """Ax's `Client`, every objective minimised, its default generation strategy (a Sobol
+    start, then BoTorch's qLogNEHVI with an inferred reference point), one trial at a
+    time."""
+    from ax import Client
+
+    from benchmarks.peers import _ax_parameters, _quiet_ax
+
+    _quiet_ax()
+    client = Client(random_seed=seed)
+    client.configure_experiment(parameters=_ax_parameters(params))
+    client.configure_optimization(objective=", ".join(f"-f{i}" for i in range(k)))
+    out = []
+    for _ in range(n):
+        (index, chosen), = client.get_next_trials(max_trials=1).items()
+        values = objective(dict(chosen))
+        client.complete_trial(trial_index=index,
+                              raw_data={f"f{i}": v for i, v in enumerate(values)})
+        out.append(values)
+    return out
+
+
 def hypervolume(points: list[list[float]], ref: list[float]) -> float:
     from optuna._hypervolume import compute_hypervolume
 
@@ -300,6 +323,16 @@ def _torch_ok() -> bool:
     return True
 
 
+def _ax_ok() -> bool:
+    try:
+        import ax  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any failure just leaves Ax out
+        print(f"# Ax skipped: it does not import ({exc}); pip install -e '.[bench]'",
+              file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one benchmark and print its tables."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -309,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--problems", default=None)
     ap.add_argument("--methods", default=None,
                     help="comma-separated subset of the methods (default: all that run)")
+    ap.add_argument("--trials", type=int, default=60, choices=[30, 60],
+                    help="mo: run 30 or 60 trials per seed (60 also reports 30)")
     args = ap.parse_args(argv)
+    budgets = [30] if args.trials == 30 else [30, 60]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     gp = _torch_ok()
     if args.which == "mo":
@@ -318,22 +354,24 @@ def main(argv: list[str] | None = None) -> int:
                    "optuna-tpe": optuna_mo("tpe"), "optuna-nsga2": optuna_mo("nsga2")}
         if gp:
             methods["optuna-gp"] = optuna_mo("gp")
+        if _ax_ok():
+            methods["ax"] = ax_mo
         methods = _subset(methods, args.methods)
         names = args.problems.split(",") if args.problems else list(MO_PROBLEMS)
         table: dict[str, dict[str, dict[int, list[float]]]] = {}
         for name in names:
             params, objective, ref = MO_PROBLEMS[name]
             for method, run in methods.items():
-                hv: dict[int, list[float]] = {30: [], 60: []}
+                hv: dict[int, list[float]] = {b: [] for b in budgets}
                 for seed in seeds:
-                    points = run(params, objective, len(ref), 60, seed)
+                    points = run(params, objective, len(ref), budgets[-1], seed)
                     for b in hv:
                         hv[b].append(hypervolume(points[:b], ref))
                 table.setdefault(name, {})[method] = hv
                 print(f"# {name} {method} " + " ".join(
                     f"@{b}: {np.median(v):.4g}" for b, v in hv.items()), file=sys.stderr,
                     flush=True)
-        for b in (30, 60):
+        for b in budgets:
             print(f"\n### Hypervolume after {b} trials (median [IQR], seeds "
                   f"{seeds.start}-{seeds.stop - 1}, higher is better)\n")
             print("| problem | " + " | ".join(methods) + " |")

@@ -36,6 +36,7 @@ from kubesweep.strategies.bayes import BayesStrategy
 from kubesweep.strategies.feasibility import ConstraintModel
 from kubesweep.strategies.gp import GP, Hyper, fit_hyper
 from kubesweep.strategies.multi_objective import pareto_mask
+from kubesweep.strategies.warping import gauss_ranks, too_wide_for_z_scores
 
 #: Joint posterior draws per candidate.
 N_SAMPLES = 64
@@ -74,7 +75,11 @@ def hypervolume_improvement(points: np.ndarray, steps: tuple[np.ndarray, np.ndar
 
 
 def standardised(losses: np.ndarray) -> np.ndarray:
-    """Each column as z-scores; a failed trial's NaN takes that column's worst value."""
+    """Each column as z-scores; a failed trial's NaN takes that column's worst value.
+
+    A column with extreme outliers (over `OUTLIER_RATIO` interquartile ranges from the
+    median, or too large for a z-score: a trial that printed 1e308) is replaced by its
+    Gaussian ranks instead, so one wild value cannot flatten the rest."""
     y = np.array(losses, dtype=float)
     for j in range(y.shape[1]):
         col = y[:, j]
@@ -83,9 +88,16 @@ def standardised(losses: np.ndarray) -> np.ndarray:
             y[:, j] = 0.0
             continue
         col[~finite] = col[finite].max()
+        if too_wide_for_z_scores(col, OUTLIER_RATIO):
+            y[:, j] = gauss_ranks(col)
+            continue
         std = float(col.std())
         y[:, j] = (col - col.mean()) / std if std > 1e-12 * max(1.0, abs(col.mean())) else 0.0
     return y
+
+
+#: Values further from the median than this many interquartile ranges are outliers.
+OUTLIER_RATIO = 100.0
 
 
 class EhviBayesStrategy(BayesStrategy):

@@ -26,6 +26,8 @@ from kubesweep.strategies.gp import GP, fit_hyper
 from kubesweep.strategies.warping import transform_losses
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+#: Violations beyond ± this are treated as this (see ConstraintModel).
+CLIP = 1e150
 
 
 def _spread(rows: np.ndarray, cap: int) -> np.ndarray:
@@ -47,7 +49,9 @@ class ConstraintModel:
                  fit_points: int = 64, max_points: int = 300) -> None:
         self.models: list[tuple[GP, float]] = []
         for j in range(violations.shape[1]):
-            v = violations[:, j]
+            # clipped so squares cannot overflow (a trial printed 1e308); the sign, which
+            # is all feasibility asks, stays
+            v = np.clip(violations[:, j], -CLIP, CLIP)
             seen = np.flatnonzero(np.isfinite(v))
             if len(seen) < 2:
                 continue  # nothing to learn yet: this constraint does not steer

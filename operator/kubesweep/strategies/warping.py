@@ -46,6 +46,28 @@ def _gauss_rank(y: np.ndarray) -> np.ndarray:
     return special.ndtri((_ranks(y) + 0.5) / len(y))
 
 
+#: Deviations from the median past which squares overflow: such losses are ranked.
+_HUGE = 1e150
+
+
+def too_wide_for_z_scores(y: np.ndarray, outlier_ratio: float | None = None) -> bool:
+    """True when z-scores of `y` (finite) would overflow (a trial printed 1e308), or, with
+    `outlier_ratio`, when some value lies over that many interquartile ranges from the
+    median: one wild value would flatten every other."""
+    # order statistics, not interpolations: the mean of -1e308 and 1e308 overflows
+    q1, med, q3 = np.percentile(y, [25, 50, 75], method="lower")
+    with np.errstate(over="ignore", invalid="ignore"):
+        dev = float(np.max(np.abs(y - med)))
+    if not dev < _HUGE:
+        return True
+    return outlier_ratio is not None and dev / outlier_ratio > q3 - q1
+
+
+def gauss_ranks(y: np.ndarray) -> np.ndarray:
+    """Standardised Gaussian quantiles of the ranks of `y` (ties share one)."""
+    return _standardise(_gauss_rank(y))
+
+
 def transform_losses(losses: np.ndarray, prior_quantile: float | None = None) -> np.ndarray:
     """GP targets for losses (lower is better; NaN marks a failed trial).
 
@@ -64,7 +86,7 @@ def transform_losses(losses: np.ndarray, prior_quantile: float | None = None) ->
     worst, best = float(np.max(y[finite])), float(np.min(y[finite]))
     y[np.isnan(y) | (y == np.inf)] = worst
     y[y == -np.inf] = best
-    out = _half_rank(y)
+    out = gauss_ranks(y) if too_wide_for_z_scores(y) else _half_rank(y)
     if prior_quantile is not None:
         out = out - np.quantile(out, prior_quantile)
     return out
