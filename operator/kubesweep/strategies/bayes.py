@@ -46,7 +46,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -460,9 +460,18 @@ class BayesStrategy(Strategy):
         # snap the polished starts and the next-best raw candidates, then rank again
         extra = np.argsort(-scores, kind="stable")[: 4 * self.n_local]
         pool = self._encoding(np.vstack([sn, cn[extra]]), np.vstack([sc, cc[extra]]))
+        return self._best_free(pool, lambda zn, zc: log_ei(*gp.predict(zn, zc), best),
+                               taken, done, rng)
+
+    def _best_free(self, pool: np.ndarray,
+                   score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                   taken: set[bytes], done: set[bytes], rng: np.random.Generator
+                   ) -> np.ndarray:
+        """The best of `pool` (encodings) once snapped to valid values and scored again
+        that no pending trial has (`taken`) and, where possible, no finished one (`done`);
+        when every one is pending, a fresh random draw."""
         snapped = np.array([self.space.snap(e) for e in pool])
-        fn, fc = self._features(snapped)
-        order = np.argsort(-log_ei(*gp.predict(fn, fc), best), kind="stable")
+        order = np.argsort(-score(*self._features(snapped)), kind="stable")
         fresh = [i for i in order if self._key(snapped[i]) not in taken]
         new = [i for i in fresh if self._key(snapped[i]) not in done]
         if new or fresh:

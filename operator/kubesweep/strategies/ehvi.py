@@ -215,19 +215,8 @@ class EhviBayesStrategy(BayesStrategy):
         cn, cc = np.vstack([cn, rn]), np.vstack([cc, rc])
         scores = np.concatenate([scores, chunked(rn, rc)])
         order = np.argsort(-scores, kind="stable")[: 4 * self.n_local]
-        snapped = np.array([self.space.snap(e)
-                            for e in self._encoding(cn[order], cc[order])])
-        sn, sc = self._features(snapped)
-        ranked = np.argsort(-score(sn, sc), kind="stable")
-        fresh = [i for i in ranked if self._key(snapped[i]) not in taken]
-        new = [i for i in fresh if self._key(snapped[i]) not in done]
-        if new or fresh:
-            return snapped[(new or fresh)[0]]
-        for _ in range(100):  # every good point is pending: fall back to a fresh draw
-            enc = self.space.canonical(self.space.sample(rng))
-            if self._key(enc) not in taken:
-                return enc
-        return snapped[ranked[0]]
+        return self._best_free(self._encoding(cn[order], cc[order]), score, taken, done,
+                               rng)
 
     def _around(self, xn: np.ndarray, xc: np.ndarray, front: np.ndarray,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

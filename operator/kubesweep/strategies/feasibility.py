@@ -156,18 +156,7 @@ class ConstrainedBayesStrategy(BayesStrategy):
         sn = self._polish(gp, constraints, best, cn[top], cc[top])
         pool = self._encoding(np.vstack([sn, cn[order[: 4 * self.n_local]]]),
                               np.vstack([cc[top], cc[order[: 4 * self.n_local]]]))
-        snapped = np.array([self.space.snap(e) for e in pool])
-        sn2, sc2 = self._features(snapped)
-        ranked = np.argsort(-score(sn2, sc2), kind="stable")
-        fresh = [i for i in ranked if self._key(snapped[i]) not in taken]
-        new = [i for i in fresh if self._key(snapped[i]) not in done]
-        if new or fresh:
-            return snapped[(new or fresh)[0]]
-        for _ in range(100):
-            enc = self.space.canonical(self.space.sample(rng))
-            if self._key(enc) not in taken:
-                return enc
-        return snapped[ranked[0]]
+        return self._best_free(pool, score, taken, done, rng)
 
     @staticmethod
     def _polish(gp: GP, constraints: ConstraintModel, best: float | None,
