@@ -407,19 +407,13 @@ class BayesStrategy(Strategy):
             digest.update(b"|")
         digest.update(f"{self.fit_points},{self.fit_starts},{self.prior_quantile},"
                       f"{tie},{sparse},{self.sparse_tau}".encode())
-        key = digest.digest()
-        with _FITS_LOCK:
-            if key in _FITS:
-                _FITS.move_to_end(key)
-                return _FITS[key]
-        xn, xc, y = self._training_set(enc, losses, self.fit_points)
-        hyper = fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie,
-                          sparse_tau=self.sparse_tau if sparse else None)
-        with _FITS_LOCK:
-            _FITS[key] = hyper
-            while len(_FITS) > 64:
-                _FITS.popitem(last=False)
-        return hyper
+
+        def fit() -> Hyper:
+            xn, xc, y = self._training_set(enc, losses, self.fit_points)
+            return fit_hyper(xn, xc, y, starts=self.fit_starts, tie_numeric=tie,
+                             sparse_tau=self.sparse_tau if sparse else None)
+
+        return cached_fit(digest.digest(), fit)
 
     def _model_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
                     pending_enc: np.ndarray, candidates: np.ndarray | None,
@@ -612,6 +606,20 @@ class BayesStrategy(Strategy):
             flip = rng.random(len(lc)) < 0.2
             lc[flip, j] = rng.integers(0, k, size=int(flip.sum()))
         return np.vstack([sn, ln]), np.vstack([sc, lc])
+
+
+def cached_fit(key: bytes, fit: Callable[[], Hyper]) -> Hyper:
+    """`fit()`, or what it returned before for `key` (a digest of everything it reads)."""
+    with _FITS_LOCK:
+        if key in _FITS:
+            _FITS.move_to_end(key)
+            return _FITS[key]
+    hyper = fit()
+    with _FITS_LOCK:
+        _FITS[key] = hyper
+        while len(_FITS) > 64:
+            _FITS.popitem(last=False)
+    return hyper
 
 
 def _as_loss(loss: object) -> float:

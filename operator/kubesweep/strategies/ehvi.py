@@ -24,15 +24,13 @@ improvement is 2-D only.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
 from kubesweep.space import Params
 from kubesweep.strategies.base import Observation
-from kubesweep.strategies.bayes import BayesStrategy
+from kubesweep.strategies.bayes import BayesStrategy, cached_fit
 from kubesweep.strategies.feasibility import ConstraintModel
 from kubesweep.strategies.gp import GP, Hyper, fit_hyper
 from kubesweep.strategies.multi_objective import pareto_mask
@@ -45,10 +43,6 @@ REFINE_STARTS = 5
 REFINE_PER_START = 100
 #: Share of the candidates drawn around the front's trials.
 FRONT_SHARE = 0.5
-
-#: Fitted hyperparameters by (space, objective column, history prefix); time only.
-_FITS: OrderedDict[bytes, Hyper] = OrderedDict()
-_FITS_LOCK = threading.Lock()
 
 
 def staircase(front: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray,
@@ -142,18 +136,8 @@ class EhviBayesStrategy(BayesStrategy):
             digest.update(np.ascontiguousarray(part).tobytes())
             digest.update(b"|")
         digest.update(f"{column},{self.fit_points},{self.fit_starts},{tie}".encode())
-        key = digest.digest()
-        with _FITS_LOCK:
-            if key in _FITS:
-                _FITS.move_to_end(key)
-                return _FITS[key]
-        xn, xc = self._features(enc[keep])
-        hyper = fit_hyper(xn, xc, y[keep], starts=self.fit_starts, tie_numeric=tie)
-        with _FITS_LOCK:
-            _FITS[key] = hyper
-            while len(_FITS) > 64:
-                _FITS.popitem(last=False)
-        return hyper
+        return cached_fit(digest.digest(), lambda: fit_hyper(
+            *self._features(enc[keep]), y[keep], starts=self.fit_starts, tie_numeric=tie))
 
     def _ehvi_pick(self, finished_enc: np.ndarray, losses: np.ndarray,
                    violations: np.ndarray, pending_enc: np.ndarray,
