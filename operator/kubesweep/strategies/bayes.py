@@ -593,12 +593,20 @@ class BayesStrategy(Strategy):
     def _candidates(self, gp: GP, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Sobol points over the whole box plus perturbations of the best finished trials
         (`gp` without fantasies: a pending point's believed value is no evidence)."""
+        best = np.argsort(gp.y, kind="stable")[:5]
+        return self._sobol_and_near(gp.xn[best], gp.xc[best], self.local_share, rng)
+
+    def _sobol_and_near(self, xn: np.ndarray, xc: np.ndarray, share: float,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """`n_candidates` Sobol points plus `share` as many perturbations of the trials
+        (xn, xc): numeric coordinates moved by 2-15% of their range, each category
+        re-drawn with probability 0.2."""
         sn, sc = self._features(self._sobol(self.n_candidates, rng))
-        n_best = min(5, len(gp.y))
-        best = np.argsort(gp.y, kind="stable")[:n_best]
-        per = max(1, int(self.n_candidates * self.local_share) // n_best)
-        ln = np.repeat(gp.xn[best], per, axis=0)
-        lc = np.repeat(gp.xc[best], per, axis=0)
+        if not len(xn):
+            return sn, sc
+        per = max(1, int(self.n_candidates * share) // len(xn))
+        ln = np.repeat(xn, per, axis=0)
+        lc = np.repeat(xc, per, axis=0)
         if ln.shape[1]:
             scale = rng.choice([0.02, 0.05, 0.15], size=(len(ln), 1))
             ln = np.clip(ln + scale * rng.standard_normal(ln.shape), 0.0, 1.0)

@@ -193,7 +193,8 @@ class EhviBayesStrategy(BayesStrategy):
         if candidates is not None:
             cn, cc = self._features(candidates)
             return candidates[int(np.argmax(chunked(cn, cc)))]
-        cn, cc = self._around(xn_all, xc_all, np.flatnonzero(_front_rows(y, feasible)), rng)
+        front_rows = np.flatnonzero(_front_rows(y, feasible))
+        cn, cc = self._sobol_and_near(xn_all[front_rows], xc_all[front_rows], FRONT_SHARE, rng)
         scores = chunked(cn, cc)
         rn, rc = self._refine(cn, cc, scores, rng)
         cn, cc = np.vstack([cn, rn]), np.vstack([cc, rc])
@@ -201,24 +202,6 @@ class EhviBayesStrategy(BayesStrategy):
         order = np.argsort(-scores, kind="stable")[: 4 * self.n_local]
         return self._best_free(self._encoding(cn[order], cc[order]), score, taken, done,
                                rng)
-
-    def _around(self, xn: np.ndarray, xc: np.ndarray, front: np.ndarray,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Sobol candidates plus perturbations of the front's trials (numeric coordinates
-        by 2-15% of their range, categories re-drawn with probability 0.2)."""
-        sn, sc = self._features(self._sobol(self.n_candidates, rng))
-        if not len(front):
-            return sn, sc
-        per = max(1, int(self.n_candidates * FRONT_SHARE) // len(front))
-        ln = np.repeat(xn[front], per, axis=0)
-        lc = np.repeat(xc[front], per, axis=0)
-        if ln.shape[1]:
-            scale = rng.choice([0.02, 0.05, 0.15], size=(len(ln), 1))
-            ln = np.clip(ln + scale * rng.standard_normal(ln.shape), 0.0, 1.0)
-        for j, k in enumerate(self.n_categories):
-            flip = rng.random(len(lc)) < 0.2
-            lc[flip, j] = rng.integers(0, k, size=int(flip.sum()))
-        return np.vstack([sn, ln]), np.vstack([sc, lc])
 
     @staticmethod
     def _refine(cn: np.ndarray, cc: np.ndarray, scores: np.ndarray,
