@@ -249,6 +249,31 @@ def optuna_constrained(sampler: str) -> Callable[..., list[float]]:
     return run
 
 
+def ax_constrained(problem: str, n: int, seed: int) -> list[float]:
+    """Ax's `Client` minimising the objective with one outcome constraint `metric <=
+    bound` per constraint (its default: BoTorch's log-EI × probability of feasibility),
+    one trial at a time; the best feasible value after each trial."""
+    from ax import Client
+
+    from benchmarks.peers import _ax_parameters, _quiet_ax
+
+    _quiet_ax()
+    params, objective, cons, _, worst = CONSTRAINED[problem]
+    client = Client(random_seed=seed)
+    client.configure_experiment(parameters=_ax_parameters(params))
+    client.configure_optimization(objective="-loss",
+                                  outcome_constraints=[f"{m} <= {b}" for m, b in cons])
+    best, incumbent = [], worst
+    for _ in range(n):
+        (index, chosen), = client.get_next_trials(max_trials=1).items()
+        value, extra = objective(dict(chosen))
+        client.complete_trial(trial_index=index, raw_data={"loss": value, **extra})
+        if all(extra[m] <= b for m, b in cons):
+            incumbent = min(incumbent, value)
+        best.append(incumbent)
+    return best
+
+
 # -- warm start ---------------------------------------------------------------------------
 
 def _shift(p: dict[str, Any], names: list[str], delta: float, lows: list[float],
@@ -385,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
                      "optuna-tpe": optuna_constrained("tpe")}
         if gp:
             methods_c["optuna-gp"] = optuna_constrained("gp")
+        if _ax_ok():
+            methods_c["ax"] = ax_constrained
         methods_c = _subset(methods_c, args.methods)
         names = args.problems.split(",") if args.problems else list(CONSTRAINED)
         res: dict[str, dict[str, dict[int, list[float]]]] = {}
