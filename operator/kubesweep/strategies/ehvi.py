@@ -1,13 +1,14 @@
 """Bayes with two objectives: Monte-Carlo expected hypervolume improvement (EHVI).
 
 One GP per objective (the single-objective kernel and fit, on standardised losses:
-hypervolume needs the objectives' own scale, so no rank warping), and the acquisition
-is the mean hypervolume improvement over the current Pareto front of `N_SAMPLES` joint
-draws of the two posteriors at each candidate (the same draws for every candidate, so
-scores compare without Monte-Carlo noise between them). The improvement is exact in 2-D
-(a staircase integral). Candidates are Sobol points plus perturbations of the front's
-trials; the best few are refined by smaller perturbations (EHVI with shared draws is
-piecewise smooth; its optimum often sits on a face of the box, which clipping reaches).
+hypervolume needs the objectives' own scale, so no rank warping), and the acquisition is
+the mean hypervolume improvement over the current Pareto front of `N_SAMPLES` draws from
+the two GPs' posteriors at each candidate (the same standard-normal draws for every
+candidate, so scores compare without Monte-Carlo noise between them). The improvement is
+exact in 2-D (a staircase integral). Candidates are Sobol points plus perturbations of
+the front's trials; the best few are refined by smaller perturbations (EHVI with shared
+draws is piecewise smooth; its optimum often sits on a face of the box, which clipping
+reaches).
 
 Pending trials (the rest of a batch) are believed at their predicted means: the GPs are
 conditioned on them and they join the front, so the next pick improves elsewhere.
@@ -16,8 +17,8 @@ feasible trials only; with none yet, the search maximises that probability alone
 
 Chosen over ParEGO's random scalarisations for two objectives on `benchmarks/multi.py`
 (hypervolume after 30 / 60 trials, seeds 0-9, ParEGO → EHVI): ZDT1 11.60 / 11.73 →
-11.69 / 11.74, ZDT2 11.17 / 11.39 → 11.33 / 11.41, a random forest on digits (error vs
-size) 3.195 / 3.35 → 3.369 / 3.419. Three or more objectives keep ParEGO: the exact
+11.69 / 11.73, ZDT2 11.17 / 11.39 → 11.35 / 11.41, a random forest on digits (error vs
+size) 3.195 / 3.35 → 3.389 / 3.429. Three or more objectives keep ParEGO: the exact
 improvement is 2-D only.
 """
 
@@ -121,13 +122,15 @@ class EhviBayesStrategy(BayesStrategy):
                                      candidates, rng)
         return self.space.decode(choice)
 
-    def _fit(self, enc: np.ndarray, y: np.ndarray, column: int) -> Hyper:
-        """Hyperparameters of one objective's GP, refit as `_hyper` refits (every trial
-        while the history is short, then every ~6%), cached by content."""
-        n = len(y)
+    def _fit(self, enc: np.ndarray, losses: np.ndarray, column: int) -> Hyper:
+        """Hyperparameters of one objective's GP (`losses`: that objective's raw losses),
+        refit as `_hyper` refits: on every trial while the history is short, then on a
+        prefix that grows every ~6%, standardised on its own so that its content, the
+        cache key, stays the same until then."""
+        n = len(losses)
         step = 1 if n <= self.refit_every_until else max(1, n // 16)
         cut = n - n % step
-        enc, y = enc[:cut], y[:cut]
+        enc, y = enc[:cut], standardised(losses[:cut, None])[:, 0]
         keep = _spread(np.arange(len(y)), self.fit_points)
         p = len(self.num_cols)
         tie = p >= self.tie_min_numeric and len(keep) < self.tie_until * p
@@ -151,7 +154,7 @@ class EhviBayesStrategy(BayesStrategy):
             feasible & _front_rows(y, feasible)))
         pn, pc = self._features(pending_enc)
         gps = [GP(xn_all[keep], xc_all[keep], y[keep, j],
-                  self._fit(finished_enc, y[:, j], j)).condition_on_fantasies(pn, pc)
+                  self._fit(finished_enc, losses[:, j], j)).condition_on_fantasies(pn, pc)
                for j in range(2)]
         constraints = ConstraintModel(xn_all, xc_all, violations, self.fit_points,
                                       self.max_points).with_fantasies(pn, pc) \
