@@ -16,8 +16,7 @@ def make_strategy(method: str, space: Space, **options: Any) -> Strategy:
     bayes models the probability that a trial meets the sweep's constraints.
     `objectives=2`: bayes maximises the expected hypervolume improvement of the two
     objectives' Pareto front (`Observation.losses`)."""
-    if method != "bayes" or options.get("objectives") != 2:
-        options.pop("objectives", None)
+    objectives = options.pop("objectives", 1)
     if method != "bayes":
         options.pop("constrained", None)  # grid/random ignore results, constraints too
     if method == "grid":
@@ -25,7 +24,7 @@ def make_strategy(method: str, space: Space, **options: Any) -> Strategy:
     if method == "random":
         return RandomStrategy(space, **options)
     if method == "bayes":
-        if options.pop("objectives", None) == 2:
+        if objectives == 2:
             from kubesweep.strategies.ehvi import EhviBayesStrategy
 
             options.pop("constrained", None)  # it models constraints itself

@@ -644,8 +644,14 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _chunked_log_ei(gp: GP, zn: np.ndarray, zc: np.ndarray, best: float,
-                    chunk: int = 512) -> np.ndarray:
-    """log EI over many points without building one huge distance tensor."""
-    return np.concatenate([log_ei(*gp.predict(zn[i:i + chunk], zc[i:i + chunk]), best)
+def chunked(score: Callable[[np.ndarray, np.ndarray], np.ndarray], zn: np.ndarray,
+            zc: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """`score` of many points (features zn, zc), `chunk` at a time, so no huge distance
+    tensor is ever built."""
+    return np.concatenate([score(zn[i:i + chunk], zc[i:i + chunk])
                            for i in range(0, len(zn), chunk)])
+
+
+def _chunked_log_ei(gp: GP, zn: np.ndarray, zc: np.ndarray, best: float) -> np.ndarray:
+    """log EI over many points (see `chunked`)."""
+    return chunked(lambda an, ac: log_ei(*gp.predict(an, ac), best), zn, zc)

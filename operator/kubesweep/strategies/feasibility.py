@@ -21,7 +21,7 @@ from scipy import optimize, special
 from kubesweep.space import Params
 from kubesweep.strategies.acquisition import log_ei, log_ei_with_grad
 from kubesweep.strategies.base import Observation
-from kubesweep.strategies.bayes import BayesStrategy, _as_loss
+from kubesweep.strategies.bayes import BayesStrategy, _as_loss, chunked
 from kubesweep.strategies.gp import GP, fit_hyper
 from kubesweep.strategies.warping import transform_losses
 
@@ -30,11 +30,28 @@ _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 CLIP = 1e150
 
 
-def _spread(rows: np.ndarray, cap: int) -> np.ndarray:
-    """At most `cap` of `rows`, evenly spaced (the newest always kept)."""
+def spread(rows: np.ndarray, cap: int, always: np.ndarray | None = None) -> np.ndarray:
+    """At most `cap` of `rows` (sorted indices), evenly spaced (the newest always kept);
+    with `always`, those rows (up to `cap`) plus an even spread of the others."""
     if len(rows) <= cap:
         return rows
-    return rows[np.unique(np.linspace(0, len(rows) - 1, cap).round().astype(int))]
+    if always is None or not len(always):
+        return rows[np.unique(np.linspace(0, len(rows) - 1, cap).round().astype(int))]
+    always = np.asarray(always, dtype=int)[:cap]
+    rest = np.setdiff1d(rows, always)
+    picked = spread(rest, cap - len(always)) if cap > len(always) else rest[:0]
+    return np.sort(np.concatenate([always, picked]))
+
+
+def violation_matrix(finished: Sequence[Observation], kept: list[int]) -> np.ndarray:
+    """The constraint violations of the observations `kept`, one row each and one column
+    per constraint (NaN where not reported)."""
+    width = max((len(o.violations) for o in finished), default=0)
+    violations = np.full((len(kept), width), np.nan)
+    for row, i in enumerate(kept):
+        v = finished[i].violations
+        violations[row, :len(v)] = v
+    return violations
 
 
 class ConstraintModel:
@@ -58,9 +75,9 @@ class ConstraintModel:
             mean = float(np.mean(v[seen]))
             std = float(np.std(v[seen])) or 1.0
             y = (v - mean) / std
-            fit = _spread(seen, fit_points)
+            fit = spread(seen, fit_points)
             hyper = fit_hyper(xn[fit], xc[fit], y[fit])
-            keep = _spread(seen, max_points)
+            keep = spread(seen, max_points)
             # feasible means violation <= 0, i.e. standardised y <= -mean/std
             self.models.append((GP(xn[keep], xc[keep], y[keep], hyper), -mean / std))
 
@@ -103,11 +120,7 @@ class ConstrainedBayesStrategy(BayesStrategy):
         pending_enc, _ = self._encode_all(pending, canonical=True)
         finished_enc, kept = self._encode_all([o.params for o in finished], canonical=False)
         losses = np.array([_as_loss(finished[i].loss) for i in kept])
-        width = max((len(o.violations) for o in finished), default=0)
-        violations = np.full((len(kept), width), np.nan)
-        for row, i in enumerate(kept):
-            v = finished[i].violations
-            violations[row, :len(v)] = v
+        violations = violation_matrix(finished, kept)
         candidates = self._free_grid(np.vstack([finished_enc, pending_enc]))
         if candidates is not None and not len(candidates):
             return None  # every point of the finite space was tried
@@ -149,8 +162,7 @@ class ConstrainedBayesStrategy(BayesStrategy):
             cn, cc = self._features(candidates)
             return candidates[int(np.argmax(score(cn, cc)))]
         cn, cc = self._candidates(observed, rng)
-        scores = np.concatenate([score(cn[i:i + 512], cc[i:i + 512])
-                                 for i in range(0, len(cn), 512)])
+        scores = chunked(score, cn, cc)
         order = np.argsort(-scores, kind="stable")
         top = order[: self.n_local]
         sn = self._polish(gp, constraints, best, cn[top], cc[top])

@@ -6,7 +6,8 @@ import numpy as np
 from scipy import special
 
 
-def _standardise(y: np.ndarray) -> np.ndarray:
+def standardise(y: np.ndarray) -> np.ndarray:
+    """z-scores of `y`; all zeros when it is (numerically) constant."""
     std = float(np.std(y))
     if std <= 1e-12 * max(1.0, abs(float(np.mean(y)))):
         return np.zeros_like(y)
@@ -32,14 +33,14 @@ def _half_rank(y: np.ndarray) -> np.ndarray:
     # a robust scale from the good half alone
     scale = float(np.sqrt(np.mean((good - med) ** 2))) if len(good) > 1 else 0.0
     if scale <= 1e-12:
-        return _standardise(_gauss_rank(y))
+        return standardise(_gauss_rank(y))
     out = y.copy()
     bad = y > med
     if bad.any():
         r = _ranks(y)[bad]
         q = (r + 0.5) / len(y)
         out[bad] = med + scale * special.ndtri(q) / max(special.ndtri(0.75), 1e-6) * 0.6745
-    return _standardise(out)
+    return standardise(out)
 
 
 def _gauss_rank(y: np.ndarray) -> np.ndarray:
@@ -65,7 +66,7 @@ def too_wide_for_z_scores(y: np.ndarray, outlier_ratio: float | None = None) -> 
 
 def gauss_ranks(y: np.ndarray) -> np.ndarray:
     """Standardised Gaussian quantiles of the ranks of `y` (ties share one)."""
-    return _standardise(_gauss_rank(y))
+    return standardise(_gauss_rank(y))
 
 
 def transform_losses(losses: np.ndarray, prior_quantile: float | None = None) -> np.ndarray:
